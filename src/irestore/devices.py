@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -28,9 +30,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """Network compute dtype. Half precision is used only on CUDA; elsewhere fp32."""
+    """Network compute dtype for autocast. CUDA takes bf16 and fp16, the CPU bf16;
+    anything else falls back to fp32 (with a warning), since it would be slower or unsupported."""
     if precision not in _DTYPES:
         raise ValueError(f"unsupported precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if device.type != "cuda":
+    dtype = _DTYPES[precision]
+    supported = device.type == "cuda" or (device.type == "cpu" and dtype == torch.bfloat16)
+    if dtype != torch.float32 and not supported:
+        warnings.warn(f"{precision} is not supported on {device.type}; using fp32", stacklevel=2)
         return torch.float32
-    return _DTYPES[precision]
+    return dtype

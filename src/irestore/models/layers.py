@@ -1,0 +1,135 @@
+"""Building blocks of the ERUNet noise predictor (no I/O, no SDE knowledge)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of a BCHW tensor (per pixel, so it is tile-local)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class GRN(nn.Module):
+    """Global Response Normalisation (ConvNeXt V2) for BCHW tensors."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        norms = torch.linalg.vector_norm(x.float(), dim=(2, 3), keepdim=True)
+        scaled = norms / (norms.mean(dim=1, keepdim=True) + self.eps)
+        return self.gamma * (x * scaled.to(x.dtype)) + self.beta + x
+
+
+class EfficientRestorationBlock(nn.Module):
+    """ERB: large-kernel depthwise conv -> LayerNorm -> FiLM by the fused embedding ->
+    inverted-bottleneck pointwise convs with GELU and GRN -> scaled residual."""
+
+    def __init__(self, channels: int, emb_dim: int, kernel_size: int = 7, expansion: int = 4):
+        super().__init__()
+        hidden = channels * expansion
+        self.dwconv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
+        self.norm = ChannelLayerNorm(channels)
+        self.modulation = nn.Linear(emb_dim, 2 * channels)
+        self.pw_expand = nn.Conv2d(channels, hidden, 1)
+        self.grn = GRN(hidden)
+        self.pw_project = nn.Conv2d(hidden, channels, 1)
+        self.layer_scale = nn.Parameter(torch.full((1, channels, 1, 1), 1e-1))
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.norm(self.dwconv(x))
+        scale, shift = self.modulation(emb)[:, :, None, None].chunk(2, dim=1)
+        h = h * (1 + scale) + shift
+        h = self.pw_project(self.grn(F.gelu(self.pw_expand(h))))
+        return x + self.layer_scale * h
+
+
+class LinearAttention(nn.Module):
+    """Linear (efficient) self-attention over pixels: softmax over channels for queries and
+    over positions for keys, so cost grows linearly with image size. Pre-norm, residual."""
+
+    def __init__(self, channels: int, heads: int = 4, head_dim: int = 16):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        inner = heads * head_dim
+        self.norm = ChannelLayerNorm(channels)
+        self.to_qkv = nn.Conv2d(channels, inner * 3, 1, bias=False)
+        self.to_out = nn.Conv2d(inner, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        q, k, v = self.to_qkv(self.norm(x)).reshape(b, 3, self.heads, self.head_dim, h * w).unbind(1)
+        q = q.softmax(dim=-2) * self.head_dim**-0.5
+        k = k.softmax(dim=-1)
+        context = torch.einsum("bhdn,bhen->bhde", k, v)
+        out = torch.einsum("bhde,bhdn->bhen", context, q)
+        return x + self.to_out(out.reshape(b, -1, h, w))
+
+
+class TextCrossAttention(nn.Module):
+    """Image features (queries) attend to text tokens (keys/values). Pre-norm, residual.
+    Text is (B, L, D) with an optional (B, L) boolean mask of valid tokens."""
+
+    def __init__(self, channels: int, text_dim: int, heads: int = 4):
+        super().__init__()
+        self.norm = ChannelLayerNorm(channels)
+        self.text_proj = nn.Linear(text_dim, channels)
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: Tensor, text: Tensor, mask: Tensor | None) -> Tensor:
+        b, c, h, w = x.shape
+        queries = self.norm(x).flatten(2).transpose(1, 2)
+        keys = self.text_proj(text.to(queries.dtype))
+        padding = None if mask is None else ~mask.bool()
+        out, _ = self.attn(queries, keys, keys, key_padding_mask=padding, need_weights=False)
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal embedding of (possibly fractional) timesteps, shape (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class TextImageFusion(nn.Module):
+    """TIFB: time embedding + projected pooled text + projected degradation embedding,
+    mixed by an MLP into the embedding that modulates every block."""
+
+    def __init__(self, emb_dim: int, time_dim: int, text_dim: int, degradation_dim: int):
+        super().__init__()
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
+        self.text_mlp = nn.Sequential(nn.Linear(text_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
+        self.degradation_mlp = (
+            nn.Sequential(nn.Linear(degradation_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
+            if degradation_dim > 0
+            else None
+        )
+        self.fuse = nn.Sequential(nn.GELU(), nn.Linear(emb_dim, emb_dim))
+
+    def forward(self, t: Tensor, text_pooled: Tensor, degradation: Tensor | None) -> Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.time_dim))
+        emb = emb + self.text_mlp(text_pooled.to(emb.dtype))
+        if self.degradation_mlp is not None and degradation is not None:
+            emb = emb + self.degradation_mlp(degradation.to(emb.dtype))
+        return self.fuse(emb)

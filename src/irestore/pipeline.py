@@ -1,0 +1,160 @@
+"""Restorer: a checkpoint's network + SDE + text encoder, run by a sampler over tiles.
+
+    restorer = Restorer.from_pretrained("path/to/checkpoint", device="auto")
+    restored = restorer.restore(image, prompt="remove the rain", steps=10)
+
+Images are float32 1x3xHxW tensors in [0, 1] on any device; the result comes back on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from irestore.checkpoint import CheckpointInfo, load_checkpoint, weights_file
+from irestore.conditioning.embedding import Conditioning
+from irestore.conditioning.text import TextEncoder, create_text_encoder
+from irestore.devices import resolve_device, resolve_precision
+from irestore.models.erunet import ERUNet
+from irestore.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
+from irestore.sde import MeanRevertingSDE
+from irestore.tiling import TiledDenoiser, auto_tile_size, available_memory
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The network produced NaN or Inf (typically a half-precision overflow)."""
+
+
+def activation_bytes_per_pixel(network: ERUNet, dtype: torch.dtype) -> float:
+    """Rough upper bound of live activation memory per input pixel during inference."""
+    cfg = network.config
+    per_level = [
+        (c * (cfg.expansion + 4) + 3 * cfg.attention_heads * cfg.attention_head_dim) / 4**i
+        for i, c in enumerate(cfg.level_channels)
+    ]
+    element = torch.finfo(dtype).bits // 8
+    return 2.0 * element * sum(per_level) + 64  # 2x headroom, plus image-sized fp32 buffers
+
+
+class Restorer:
+    """Text-conditioned diffusion restorer. Stateless between calls except the prompt cache."""
+
+    def __init__(
+        self,
+        network: ERUNet,
+        info: CheckpointInfo,
+        text_encoder: TextEncoder,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        fingerprint: str = "",
+    ):
+        if text_encoder.dim != info.text_dim or info.network.text_dim != info.text_dim:
+            raise ValueError(
+                f"model {info.name!r} was trained with text encoder {info.text_encoder!r} "
+                f"({info.text_dim}-d), but {text_encoder.name!r} gives {text_encoder.dim}-d embeddings"
+            )
+        self.device = resolve_device(str(device))
+        self.dtype = resolve_precision(precision, self.device)
+        self.network = network.to(self.device).eval()
+        self.info = info
+        self.sde = MeanRevertingSDE(info.sde)
+        self.text_encoder = text_encoder
+        self.name = info.name
+        self.fingerprint = fingerprint
+        self.description = f"{info.name}: text-conditioned IR-SDE restorer ({info.text_encoder} prompts)"
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, device: str = "auto", precision: str = "fp32", text_encoder: TextEncoder | None = None
+    ) -> Restorer:
+        """Load a checkpoint folder or .safetensors file (or a registered model name)."""
+        path = Path(name_or_path)
+        if not path.exists():
+            from irestore.weights import resolve_weights
+
+            path = resolve_weights(str(name_or_path))
+        network, info = load_checkpoint(path)
+        if text_encoder is None:
+            text_encoder = create_text_encoder(info.text_encoder)
+        from irestore.weights import file_sha256
+
+        fingerprint = file_sha256(weights_file(path))[:16]
+        return cls(network, info, text_encoder, device, precision, fingerprint)
+
+    def conditioning(self, prompt: str | None, degradation: Tensor | None = None) -> Conditioning:
+        """Encode the prompt (cached) and attach the degradation embedding (zeros when absent)."""
+        text = self.text_encoder.encode(prompt or "")
+        if degradation is None and self.info.network.degradation_dim > 0:
+            degradation = torch.zeros(1, self.info.network.degradation_dim)
+        return Conditioning(text.tokens, text.mask, text.pooled, degradation).to(self.device)
+
+    def choose_tile(self, image: Tensor, tile: int | str | None, tile_batch: int) -> int | None:
+        """'auto' picks the largest tile that fits free memory; None/0 means never tile."""
+        if tile in (None, 0):
+            return None
+        if tile != AUTO:
+            return int(tile)
+        side = auto_tile_size(activation_bytes_per_pixel(self.network, self.dtype), available_memory(self.device), tile_batch)
+        return None if max(image.shape[-2:]) <= side else side
+
+    def restore(
+        self,
+        image: Tensor,
+        *,
+        prompt: str | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        tile: int | str | None = AUTO,
+        tile_overlap: int = 32,
+        tile_batch: int = 4,
+        generator: torch.Generator | None = None,
+        degradation: Tensor | None = None,
+        callback: StepCallback | None = None,
+    ) -> Tensor:
+        """Restore one image (1x3xHxW in [0,1]); returns the restored image on the CPU, clamped."""
+        if image.ndim != 4 or image.shape[:2] != (1, 3):
+            raise ValueError(f"expected a 1x3xHxW image tensor, got shape {tuple(image.shape)}")
+        sampler = sampler or self.info.default_sampler
+        get_sampler(sampler)  # fail early on a bad name
+        steps = steps or (self.info.default_steps if sampler == self.info.default_sampler else DEFAULT_STEPS[sampler])
+        cond = self.conditioning(prompt, degradation)
+        lq = image.to(self.device, torch.float32)
+        seed_state = generator.get_state() if generator is not None else None
+        denoiser = TiledDenoiser(self._predictor(self.dtype), self.choose_tile(lq, tile, tile_batch), tile_overlap, tile_batch)
+        try:
+            out = sample(denoiser, lq, self.sde, cond, steps, generator, callback, sampler)
+        except NonFiniteOutputError:
+            if self.dtype == torch.float32:
+                raise
+            log.warning("non-finite values in %s inference; redoing this image in fp32", str(self.dtype).split(".")[-1])
+            if generator is not None:
+                generator.set_state(seed_state)  # same noise as the failed attempt
+            denoiser.network = self._predictor(torch.float32)
+            out = sample(denoiser, lq, self.sde, cond, steps, generator, callback, sampler)
+        return out.clamp(0, 1).cpu()
+
+    def _predictor(self, dtype: torch.dtype) -> Callable[[Tensor, Tensor, Tensor, Conditioning], Tensor]:
+        """The network under autocast at `dtype`, with a finiteness check on its output."""
+
+        def predict(x: Tensor, mu: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+            autocast = (
+                torch.autocast(self.device.type, dtype=dtype)
+                if dtype != torch.float32
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                out = self.network(x, mu, t, cond)
+            if not torch.isfinite(out).all():
+                raise NonFiniteOutputError(f"network output has NaN/Inf at t={int(t[0])}")
+            return out.float()
+
+        return predict

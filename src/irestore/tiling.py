@@ -1,0 +1,167 @@
+"""Tiled noise prediction *inside* each sampler step.
+
+The sampler keeps the whole image; at every step the noise prediction is evaluated on
+overlapping tiles (batched) and blended with smooth weights, then the SDE step runs on
+the full image. Each tile's prediction is used only away from its inner edges (weight 0
+in the outer quarter of the overlap, a smooth ramp across the middle half), so a network
+whose receptive radius is at most overlap/4 gives exactly the untiled result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from irestore.conditioning.embedding import Conditioning
+
+log = logging.getLogger(__name__)
+
+MIN_TILE = 64
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets covering [0, size) with tiles of `tile` px overlapping by at least `overlap`."""
+    if tile >= size:
+        return [0]
+    stride = tile - overlap
+    if stride <= 0:
+        raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {tile}")
+    count = math.ceil((size - tile) / stride) + 1
+    # spread the tiles evenly so every overlap is at least `overlap`, the last one flush with the edge
+    return sorted({round(i * (size - tile) / (count - 1)) for i in range(count)})
+
+
+def edge_ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> Tensor:
+    """1-D blend weight of one tile: 1 inside, fading to 0 towards inner (non-image) edges."""
+    w = torch.ones(length, dtype=torch.float32)
+    margin = overlap // 4
+    ramp_len = max(overlap - 2 * margin, 1)
+    pos = torch.arange(length, dtype=torch.float32)
+    ramp = ((pos - margin + 0.5) / ramp_len).clamp(0, 1)
+    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep
+    if fade_start:
+        w = w * ramp
+    if fade_end:
+        w = w * ramp.flip(0)
+    return w
+
+
+@dataclass(frozen=True)
+class TileBox:
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[TileBox]:
+    tops = tile_starts(height, tile, overlap)
+    lefts = tile_starts(width, tile, overlap)
+    return [TileBox(y, x, min(tile, height), min(tile, width)) for y in tops for x in lefts]
+
+
+def blend_weight(box: TileBox, height: int, width: int, overlap: int) -> Tensor:
+    wy = edge_ramp(box.height, overlap, box.top > 0, box.top + box.height < height)
+    wx = edge_ramp(box.width, overlap, box.left > 0, box.left + box.width < width)
+    return wy[:, None] * wx[None, :]
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    message = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
+
+
+class TiledDenoiser:
+    """Wraps a noise predictor so it runs on tiles; same call signature as the network.
+
+    tile=None evaluates the whole image at once. On out-of-memory the step is retried with
+    half the tile size (down to MIN_TILE) and the smaller size is kept for later steps.
+    """
+
+    def __init__(
+        self,
+        network: Callable[[Tensor, Tensor, Tensor, Conditioning], Tensor],
+        tile: int | None = None,
+        overlap: int = 32,
+        tile_batch: int = 4,
+        on_retry: Callable[[int, int], None] | None = None,
+    ):
+        if tile is not None and tile <= overlap:
+            raise ValueError(f"tile size {tile} must be larger than the overlap {overlap}")
+        self.network = network
+        self.tile = tile
+        self.overlap = overlap
+        self.tile_batch = max(1, tile_batch)
+        self.on_retry = on_retry
+
+    def __call__(self, x: Tensor, mu: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+        while True:
+            try:
+                return self._predict(x, mu, t, cond)
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not is_out_of_memory(error):
+                    raise
+                self._shrink(x, error)
+
+    def _shrink(self, x: Tensor, error: BaseException) -> None:
+        current = self.tile or max(x.shape[-2:])
+        smaller = current // 2
+        if smaller < max(MIN_TILE, self.overlap + 1):
+            raise RuntimeError(f"out of memory even with {current}px tiles") from error
+        log.warning("out of memory with %spx tiles; retrying this step with %spx tiles", current, smaller)
+        if x.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.on_retry:
+            self.on_retry(current, smaller)
+        self.tile = smaller
+
+    def _predict(self, x: Tensor, mu: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+        height, width = x.shape[-2:]
+        if self.tile is None or (height <= self.tile and width <= self.tile):
+            return self.network(x, mu, t, cond)
+        if x.shape[0] != 1:
+            raise ValueError("tiled prediction handles one image at a time")
+        boxes = tile_grid(height, width, self.tile, self.overlap)
+        out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        total = torch.zeros((height, width), dtype=torch.float32, device=x.device)
+        for start in range(0, len(boxes), self.tile_batch):
+            chunk = boxes[start : start + self.tile_batch]
+            crop = lambda img: torch.cat([_crop(img, b) for b in chunk])  # noqa: E731
+            pred = self.network(crop(x), crop(mu), t[:1].expand(len(chunk)), cond.repeat(len(chunk))).float()
+            for box, tile_pred in zip(chunk, pred):
+                weight = blend_weight(box, height, width, self.overlap).to(x.device)
+                rows, cols = slice(box.top, box.top + box.height), slice(box.left, box.left + box.width)
+                out[0, :, rows, cols] += tile_pred * weight
+                total[rows, cols] += weight
+        return out / total
+
+
+def _crop(img: Tensor, box: TileBox) -> Tensor:
+    return img[..., box.top : box.top + box.height, box.left : box.left + box.width]
+
+
+def auto_tile_size(bytes_per_pixel: float, available_bytes: int, tile_batch: int, fraction: float = 0.4) -> int | None:
+    """Largest power-of-two-ish tile (multiple of 64) whose activations fit in `fraction` of the
+    available memory; None means the whole image may be processed at once (caller decides)."""
+    budget = available_bytes * fraction / max(tile_batch, 1)
+    side = int(math.sqrt(budget / bytes_per_pixel)) // 64 * 64
+    return max(side, MIN_TILE)
+
+
+def available_memory(device: torch.device) -> int:
+    """Free memory on the device in bytes (CUDA: driver's free memory; else system RAM)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "mps":
+        return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    import psutil
+
+    return int(psutil.virtual_memory().available)

@@ -1,0 +1,103 @@
+"""Every registered network builds, runs on odd sizes and survives save/load unchanged."""
+
+import pytest
+import torch
+
+from irestore.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_info, save_checkpoint
+from irestore.conditioning.embedding import Conditioning
+from irestore.registry import create_network, list_networks, network_config
+from irestore.sde import SDEConfig
+
+
+def make_cond(cfg, tokens=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    deg = torch.randn(1, cfg.degradation_dim, generator=g) if cfg.degradation_dim else None
+    return Conditioning(
+        torch.randn(1, tokens, cfg.text_dim, generator=g),
+        torch.ones(1, tokens, dtype=torch.bool),
+        torch.randn(1, cfg.text_dim, generator=g),
+        deg,
+    )
+
+
+def _randomise(net, seed=0):
+    """Give zero-initialised parameters (GRN, biases) random values so every path is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return net.eval()
+
+
+@pytest.mark.parametrize("name", list_networks())
+def test_registered_network_forward_odd_size_and_round_trip(name, tmp_path):
+    net = _randomise(create_network(name))
+    cfg = net.config
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(1))
+    mu = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([42])
+    cond = make_cond(cfg)
+    with torch.inference_mode():
+        out = net(x, mu, t, cond)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+    info = CheckpointInfo(network=cfg, sde=SDEConfig(), text_encoder="minilm", text_dim=cfg.text_dim, name=name)
+    save_checkpoint(tmp_path / name, net, info)
+    loaded, loaded_info = load_checkpoint(tmp_path / name)
+    assert loaded_info == info
+    with torch.inference_mode():
+        assert torch.equal(loaded(x, mu, t, cond), out)
+    # a lone .safetensors file carries its config in the header
+    alone = tmp_path / "alone.safetensors"
+    alone.write_bytes((tmp_path / name / "model.safetensors").read_bytes())
+    assert read_info(alone) == info
+
+
+def test_network_uses_text_time_degradation_and_respects_the_token_mask():
+    net = _randomise(create_network("erunet-tiny"))
+    cfg = net.config
+    x, mu = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
+    t = torch.tensor([30])
+    base_cond = make_cond(cfg, seed=0)
+    with torch.inference_mode():
+        base = net(x, mu, t, base_cond)
+        assert not torch.allclose(base, net(x, mu, t, make_cond(cfg, seed=1)))  # text/degradation matter
+        assert not torch.allclose(base, net(x, mu, torch.tensor([80]), base_cond))  # time matters
+        # padding tokens hidden by the mask do not change the result
+        padded = Conditioning(
+            torch.cat([base_cond.text_tokens, 100 * torch.randn(1, 3, cfg.text_dim)], 1),
+            torch.cat([base_cond.text_mask, torch.zeros(1, 3, dtype=torch.bool)], 1),
+            base_cond.text_pooled,
+            base_cond.degradation,
+        )
+        assert torch.allclose(base, net(x, mu, t, padded), atol=1e-5)
+        # pooled-only text (one token) is accepted
+        pooled = Conditioning(base_cond.text_pooled[:, None], torch.ones(1, 1, dtype=torch.bool), base_cond.text_pooled, base_cond.degradation)
+        assert net(x, mu, t, pooled).shape == x.shape
+
+
+def test_paper_config_matches_the_paper():
+    cfg = network_config("erunet-paper")
+    assert (cfg.width, cfg.depth, cfg.encoder_blocks, cfg.decoder_blocks, cfg.middle_blocks) == (
+        64, 4, (2, 2, 2, 2), (1, 1, 1, 1), 2
+    )
+    with pytest.raises(KeyError, match="unknown network"):
+        network_config("nope")
+
+
+def test_corrupt_or_foreign_checkpoints_fail_clearly(tmp_path):
+    net = create_network("erunet-tiny")
+    info = CheckpointInfo(network=net.config, sde=SDEConfig(), text_encoder="minilm", text_dim=net.config.text_dim)
+    folder = save_checkpoint(tmp_path / "ck", net, info)
+    (folder / "config.json").write_text('{"format": "something-else"}')
+    with pytest.raises(CheckpointError, match="not an irestore restorer checkpoint"):
+        load_checkpoint(folder)
+    (folder / "config.json").write_text("{ not json")
+    with pytest.raises(CheckpointError, match="unreadable checkpoint"):
+        load_checkpoint(folder)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_checkpoint(tmp_path / "missing")

@@ -1,0 +1,132 @@
+"""Restorer: checkpoint -> text conditioning -> sampler -> tiles, with the real MiniLM encoder."""
+
+import logging
+
+import pytest
+import torch
+
+from irestore.checkpoint import CheckpointInfo, save_checkpoint
+from irestore.pipeline import Restorer
+from irestore.registry import create_network
+from irestore.sde import SDEConfig
+
+from test_networks import _randomise
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    net = _randomise(create_network("erunet-tiny", text_dim=384), seed=11)
+    info = CheckpointInfo(network=net.config, sde=SDEConfig(), text_encoder="minilm", text_dim=384, name="tiny-test", default_steps=3)
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "tiny", net, info)
+
+
+@pytest.fixture(scope="module")
+def restorer(checkpoint, minilm):
+    return Restorer.from_pretrained(checkpoint, device="cpu", text_encoder=minilm)
+
+
+def _image(h=40, w=52, seed=0):
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_restore_is_deterministic_under_a_generator_and_depends_on_seed_and_prompt(restorer):
+    img = _image()
+    run = lambda seed, prompt="remove the noise": restorer.restore(  # noqa: E731
+        img, prompt=prompt, steps=2, generator=torch.Generator().manual_seed(seed)
+    )
+    a = run(0)
+    assert a.shape == img.shape and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, run(0))
+    assert not torch.equal(a, run(1))
+    assert not torch.allclose(a, run(0, "remove the rain"))
+
+
+def test_from_pretrained_records_name_fingerprint_and_defaults(restorer, checkpoint):
+    assert restorer.name == "tiny-test"
+    assert len(restorer.fingerprint) == 16
+    calls = []
+    restorer.restore(_image(), callback=lambda i, n, t, x: calls.append((i, n, t)))
+    assert [c[0] for c in calls] == [0, 1, 2] and calls[0][1] == 3 and calls[0][2] == 100
+
+
+@pytest.mark.parametrize("sampler,steps", [("euler", 4), ("posterior", 1), ("ddim", 3)])
+def test_every_sampler_runs_through_the_restorer(restorer, sampler, steps):
+    calls = []
+    out = restorer.restore(_image(33, 29), sampler=sampler, steps=steps, callback=lambda *a: calls.append(a))
+    assert out.shape == (1, 3, 33, 29) and len(calls) == steps
+
+
+def test_conditioning_is_computed_once_per_image_not_per_tile(restorer, monkeypatch):
+    encoded = []
+    real = restorer.text_encoder._encode_one
+    monkeypatch.setattr(restorer.text_encoder, "_encode_one", lambda p: encoded.append(p) or real(p))
+    conds = []
+    real_cond = restorer.conditioning
+    monkeypatch.setattr(restorer, "conditioning", lambda *a, **k: conds.append(a) or real_cond(*a, **k))
+    restorer.restore(_image(150, 140), prompt="a brand new prompt", steps=2, tile=64, tile_overlap=16)
+    assert len(conds) == 1 and encoded == ["a brand new prompt"]
+    restorer.restore(_image(150, 140), prompt="a brand new prompt", steps=2, tile=64, tile_overlap=16)
+    assert encoded == ["a brand new prompt"]  # cached across images
+
+
+def test_tiled_restore_is_close_to_untiled(restorer):
+    img = _image(130, 150, seed=3)
+    whole = restorer.restore(img, steps=3, tile=None, generator=torch.Generator().manual_seed(0))
+    tiled = restorer.restore(img, steps=3, tile=64, tile_overlap=32, generator=torch.Generator().manual_seed(0))
+    assert (whole - tiled).abs().mean() < 0.02
+
+
+def test_auto_tile_keeps_small_images_whole_and_tiles_large_ones(restorer, monkeypatch):
+    assert restorer.choose_tile(_image(64, 64), "auto", 4) is None
+    monkeypatch.setattr("irestore.pipeline.available_memory", lambda device: 200 * 2**20)
+    side = restorer.choose_tile(torch.zeros(1, 3, 4000, 3000), "auto", 4)
+    assert side is not None and side % 64 == 0 and 64 <= side < 4000
+    assert restorer.choose_tile(_image(), 96, 4) == 96
+    assert restorer.choose_tile(_image(), None, 4) is None
+
+
+def test_non_finite_half_precision_output_is_redone_in_fp32(checkpoint, minilm, caplog):
+    restorer = Restorer.from_pretrained(checkpoint, device="cpu", precision="bf16", text_encoder=minilm)
+    assert restorer.dtype == torch.bfloat16
+    reference = Restorer.from_pretrained(checkpoint, device="cpu", precision="fp32", text_encoder=minilm)
+    real_forward = restorer.network.forward
+
+    def overflowing(*args):
+        out = real_forward(*args)
+        return out * float("nan") if torch.is_autocast_enabled("cpu") else out
+
+    restorer.network.forward = overflowing
+    img = _image()
+    with caplog.at_level(logging.WARNING, logger="irestore.pipeline"):
+        out = restorer.restore(img, steps=2, generator=torch.Generator().manual_seed(4))
+    expected = reference.restore(img, steps=2, generator=torch.Generator().manual_seed(4))
+    assert torch.isfinite(out).all()
+    assert torch.equal(out, expected)
+    assert "redoing this image in fp32" in caplog.text
+
+
+def test_nan_in_fp32_is_an_error(checkpoint, minilm):
+    restorer = Restorer.from_pretrained(checkpoint, device="cpu", text_encoder=minilm)
+    restorer.network.forward = lambda *a: torch.full_like(a[0], float("nan"))
+    with pytest.raises(RuntimeError, match="NaN/Inf"):
+        restorer.restore(_image(), steps=1)
+
+
+def test_text_encoder_mismatch_is_refused(checkpoint):
+    from irestore.conditioning.text import TextEncoder, TextEmbedding
+
+    class Tiny(TextEncoder):
+        name, dim = "tiny", 8
+
+        def _encode_one(self, prompt):
+            return TextEmbedding(torch.zeros(1, 1, 8), torch.ones(1, 1, dtype=torch.bool), torch.zeros(1, 8))
+
+    with pytest.raises(ValueError, match="trained with text encoder 'minilm'"):
+        Restorer.from_pretrained(checkpoint, device="cpu", text_encoder=Tiny())
+
+
+def test_bad_image_shape_and_sampler_are_rejected(restorer):
+    with pytest.raises(ValueError, match="1x3xHxW"):
+        restorer.restore(torch.zeros(3, 10, 10))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        restorer.restore(_image(), sampler="heun")
