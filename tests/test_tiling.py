@@ -39,12 +39,19 @@ def test_tiles_cover_the_image_with_enough_overlap(size, tile, overlap):
     assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
 
 
+def _weight_sum(height, width, tile, overlap):
+    total = torch.zeros(height, width)
+    for box in tile_grid(height, width, tile, overlap):
+        total[box.top : box.top + box.height, box.left : box.left + box.width] += blend_weight(box, height, width, overlap)
+    return total
+
+
 def test_blend_weights_sum_to_one_in_exact_overlaps_and_stay_positive():
-    boxes = tile_grid(100, 90, 40, 16)
-    total = torch.zeros(100, 90)
-    for box in boxes:
-        total[box.top : box.top + box.height, box.left : box.left + box.width] += blend_weight(box, 100, 90, 16)
-    assert total.min() > 0.99 and total.max() < 1.01
+    # 88 = 40 + 2*24 and 64 = 40 + 24: every overlap is exactly 16 px, so the ramps sum to one
+    exact = _weight_sum(88, 64, 40, 16)
+    assert torch.allclose(exact, torch.ones_like(exact), atol=1e-6)
+    # uneven sizes spread the tiles and overlaps grow: still positive everywhere (normalised later)
+    assert _weight_sum(100, 90, 40, 16).min() > 0.5
 
 
 @pytest.mark.parametrize("height,width,tile,batch", [(96, 130, 48, 3), (70, 45, 32, 1)])
@@ -61,21 +68,28 @@ def test_tiled_equals_untiled_for_a_local_network(height, width, tile, batch):
     sde = MeanRevertingSDE()
     a = sample(TiledDenoiser(net, None), mu, sde, _cond(), 3, torch.Generator().manual_seed(5))
     b = sample(TiledDenoiser(net, tile, 16, batch), mu, sde, _cond(), 3, torch.Generator().manual_seed(5))
-    assert (a - b).abs().max().item() < 1e-4
+    # an untrained predictor drives x̂0 far out of range (|x| ~ 1e3), so compare relative to scale
+    assert ((a - b).abs().max() / a.abs().max()).item() < 1e-5
 
 
 def test_tiled_erunet_stays_close_to_untiled():
-    """ERUNet is not local (linear attention, GRN, cross-attention are global), so tiles differ
-    slightly; the mean difference after a full 4-step sampling run is small and seam-free."""
+    """ERUNet is not local (linear attention, GRN and cross-attention see the whole input), so
+    tiles differ slightly. Measured on a random erunet-tiny (96x128, 64 px tiles, 32 px overlap):
+    the noise prediction differs by 0.67% of its mean magnitude, the 4-step sample by 0.14%."""
     net = _randomise(create_network("erunet-tiny"), seed=3)
     cond = make_cond(net.config)
     mu = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(7))
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(8))
+    with torch.inference_mode():
+        whole_eps = net(x, mu, torch.tensor([50]), cond)
+        tiled_eps = TiledDenoiser(net, 64, 32, 4)(x, mu, torch.tensor([50]), cond)
+    eps_rel = ((whole_eps - tiled_eps).abs().mean() / whole_eps.abs().mean()).item()
     sde = MeanRevertingSDE()
     whole = sample(TiledDenoiser(net, None), mu, sde, cond, 4, torch.Generator().manual_seed(1))
     tiled = sample(TiledDenoiser(net, 64, 32, 4), mu, sde, cond, 4, torch.Generator().manual_seed(1))
-    diff = (whole - tiled).abs()
-    print(f"erunet-tiny tiled vs untiled: mean |diff| {diff.mean():.2e}, max {diff.max():.2e}")
-    assert diff.mean().item() < 0.02
+    sample_rel = ((whole - tiled).abs().mean() / whole.abs().mean()).item()
+    print(f"erunet-tiny tiled vs untiled: noise prediction {eps_rel:.2%}, 4-step sample {sample_rel:.2%}")
+    assert 0 < eps_rel < 0.01 and sample_rel < 0.01
 
 
 class OOMOverSize(nn.Module):

@@ -85,7 +85,7 @@ class FFDNetDenoiser:
         sigma: float | None = None,
         steps: int | None = None,
         sampler: str | None = None,
-        tile: int | None = None,
+        tile: int | str | None = None,
         tile_overlap: int | None = None,
         generator: torch.Generator | None = None,
         callback: Callable[[int, int, int, Tensor], None] | None = None,
@@ -99,6 +99,7 @@ class FFDNetDenoiser:
         """
         if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
             raise ValueError(f"expected a 1x3xHxW image, got shape {tuple(image.shape)}")
+        tile = None if tile == "auto" else tile  # "auto": whole image, tiles only after out-of-memory
         level = estimate_noise_sigma(image) if sigma is None else float(sigma)
         overlap = _DEFAULT_OVERLAP if tile_overlap is None else tile_overlap
         with torch.inference_mode():
