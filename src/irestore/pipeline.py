@@ -158,3 +158,19 @@ class Restorer:
             return out.float()
 
         return predict
+
+
+# Until the shipped diffusion models land, the default is the best real pretrained model
+# this package can install offline: FFDNet (noise removal only, blind σ estimate).
+DEFAULT_MODEL = "ffdnet-color"
+PEER_MODELS = ("ffdnet-color",)
+
+
+def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str = "auto", precision: str = "fp32"):
+    """A restoration model by name or checkpoint path: a Restorer, or a pretrained peer model
+    with the same `restore()` signature."""
+    if str(name_or_path) in PEER_MODELS:
+        from irestore.baselines.ffdnet import FFDNetDenoiser
+
+        return FFDNetDenoiser.from_pretrained(str(name_or_path), device=device, precision=precision)
+    return Restorer.from_pretrained(name_or_path, device=device, precision=precision)

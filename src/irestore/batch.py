@@ -1,0 +1,399 @@
+"""Batch restoration of files and folders: planning, prompts, manifest/resume, streaming.
+
+Decoding (reader thread) and encoding (writer thread) overlap with compute through bounded
+queues, so memory stays bounded on any folder size. Every output is written atomically and
+recorded in an append-only JSONL manifest; a rerun skips outputs that are complete.
+This module returns data and emits events; the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import queue
+import resource
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from irestore.io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    ImageError,
+    image_to_tensor,
+    list_images,
+    read_image,
+    tensor_to_rgb,
+    verify_image,
+    write_image,
+)
+
+MANIFEST_NAME = "irestore-manifest.jsonl"
+FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+
+
+class UsageError(ValueError):
+    """Invalid command-line usage (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    relative: Path
+    target: Path
+    prompt: str
+    prompt_source: str
+    reference: Path | None = None
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    steps: int | None = None
+    sampler: str | None = None
+    tile: int | str | None = "auto"
+    tile_overlap: int = 32
+    tile_batch: int = 4
+    seed: int = 0
+    format: str | None = None
+    jpeg_quality: int = 95
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    overwrite: bool = False
+
+
+@dataclass
+class Summary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    megapixels: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else (1 if self.failed else 0)
+
+
+# -- planning ---------------------------------------------------------------------------
+
+def load_prompt_file(path: Path) -> dict[str, str]:
+    """CSV (columns path,prompt) or JSONL ({"path": ..., "prompt": ...}) keyed by relative path."""
+    if not path.is_file():
+        raise UsageError(f"--prompt-file {path}: no such file")
+    prompts: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        if path.suffix.lower() in (".jsonl", ".json"):
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = list(csv.DictReader(text.splitlines()))
+        for row in rows:
+            prompts[Path(row["path"]).as_posix()] = str(row["prompt"])
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise UsageError(f"--prompt-file {path}: each row needs 'path' and 'prompt' ({error})") from error
+    return prompts
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _sources(input_path: Path, output: Path, files_from: Path | None) -> tuple[Path, list[Path]]:
+    """The input root and the source files under it (absolute, resolved)."""
+    if files_from is not None:
+        root = input_path if input_path.is_dir() else input_path.parent
+        lines = [ln.strip() for ln in files_from.read_text(encoding="utf-8").splitlines()]
+        return root, [(root / ln).resolve() for ln in lines if ln and not ln.startswith("#")]
+    if input_path.is_file():
+        return input_path.parent, [input_path]
+    if input_path.is_dir():
+        if input_path == output:
+            raise UsageError(f"OUTPUT {output} is the same folder as INPUT: outputs would overwrite inputs")
+        return input_path, [p.resolve() for p in list_images(input_path, exclude=output)]
+    raise UsageError(f"INPUT {input_path}: no such file or folder")
+
+
+def _target(output: Path, relative: Path, single_file: bool, fmt: str | None) -> Path:
+    if single_file and output.suffix.lower() in IMAGE_EXTENSIONS:
+        target = output
+    else:
+        target = output / relative
+    return target.with_suffix(FORMAT_SUFFIX[fmt]) if fmt else target
+
+
+def _reference_for(reference_dir: Path | None, relative: Path) -> Path | None:
+    if reference_dir is None:
+        return None
+    exact = reference_dir / relative
+    if exact.is_file():
+        return exact
+    matches = [p for p in exact.parent.glob(exact.stem + ".*") if p.suffix.lower() in IMAGE_EXTENSIONS]
+    return matches[0] if matches else None
+
+
+def plan_jobs(
+    input_path: Path,
+    output: Path,
+    *,
+    files_from: Path | None = None,
+    prompt: str | None = None,
+    prompt_file: Path | None = None,
+    reference_dir: Path | None = None,
+    fmt: str | None = None,
+) -> list[Job]:
+    """Map inputs to outputs and prompts. Prompt precedence: prompt file, sidecar .txt, --prompt."""
+    input_path, output = input_path.resolve(), output.resolve()
+    root, sources = _sources(input_path, output, files_from)
+    table = load_prompt_file(prompt_file) if prompt_file else {}
+    single = input_path.is_file() and files_from is None
+    jobs = []
+    for source in sources:
+        relative = source.relative_to(root) if _within(source, root) else Path(source.name)
+        target = _target(output, relative, single, fmt)
+        if target.resolve() == source:
+            raise UsageError(f"{source}: output would overwrite the input; choose another OUTPUT")
+        sidecar = source.with_suffix(".txt")
+        if relative.as_posix() in table:
+            text, origin = table[relative.as_posix()], "prompt-file"
+        elif sidecar.is_file():
+            text, origin = sidecar.read_text(encoding="utf-8").strip(), "sidecar"
+        elif prompt is not None:
+            text, origin = prompt, "--prompt"
+        else:
+            text, origin = "", "none"
+        jobs.append(Job(source, relative, target, text, origin, _reference_for(reference_dir, relative)))
+    return jobs
+
+
+# -- manifest ---------------------------------------------------------------------------
+
+class Manifest:
+    """Append-only JSONL; the last record per input wins. A torn last line is ignored."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                    self.records[record["input"]] = record
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+        self._lock = threading.Lock()
+
+    def is_complete(self, job: Job) -> bool:
+        """An existing output counts as done when it decodes fully (writes are atomic)."""
+        return job.target.is_file() and verify_image(job.target)
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.records[record["input"]] = record
+
+
+# -- running ----------------------------------------------------------------------------
+
+def image_seed(seed: int, relative: Path) -> int:
+    """Per-image seed from the run seed and the relative path: independent of order and resume."""
+    return (seed * 1_000_003 + zlib.crc32(relative.as_posix().encode())) % 2**62
+
+
+def _peak_memory_mb(device: torch.device | None) -> float:
+    if device is not None and device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _base_record(job: Job, model, options: RestoreOptions) -> dict:
+    return {
+        "input": job.source.as_posix(),
+        "relative": job.relative.as_posix(),
+        "output": job.target.as_posix(),
+        "prompt": job.prompt,
+        "prompt_source": job.prompt_source,
+        "caption": None,
+        "labels": None,
+        "model": model.name,
+        "model_hash": model.fingerprint,
+        "sampler": options.sampler,
+        "steps": options.steps,
+        "tile": options.tile,
+        "tile_overlap": options.tile_overlap,
+        "seed": image_seed(options.seed, job.relative),
+        "device": str(getattr(model, "device", "cpu")),
+        "precision": str(getattr(model, "dtype", torch.float32)).replace("torch.", ""),
+    }
+
+
+_END = object()
+
+
+def run_batch(
+    jobs: list[Job],
+    model,
+    options: RestoreOptions,
+    manifest: Manifest,
+    *,
+    on_start: Callable[[Job], None] | None = None,
+    on_record: Callable[[dict], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Summary:
+    """Restore every job not already complete; returns the summary. `stop` ends the batch
+    after the image in progress (its output and manifest record are still written)."""
+    stop = stop or threading.Event()
+    summary = Summary()
+    started = time.perf_counter()
+    todo = []
+    for job in jobs:
+        if not options.overwrite and manifest.is_complete(job):
+            record = {**_base_record(job, model, options), "status": "skipped", "error": None}
+            _finish(record, summary, on_record)
+        else:
+            todo.append(job)
+    decoded: queue.Queue = queue.Queue(maxsize=2)
+    restored: queue.Queue = queue.Queue(maxsize=2)
+    reader = threading.Thread(target=_read_all, args=(todo, options, decoded, stop), daemon=True)
+    writer = threading.Thread(
+        target=_write_all, args=(restored, options, manifest, summary, on_record), daemon=True
+    )
+    reader.start()
+    writer.start()
+    interrupted = False
+    try:
+        for job, image, read_seconds, error in _drain(decoded):
+            record = _base_record(job, model, options)
+            if error is not None:
+                restored.put((job, None, None, {**record, "status": "failed", "error": str(error)}))
+                continue
+            if on_start:
+                on_start(job)
+            restored.put(_restore_one(job, image, read_seconds, model, options, record))
+        interrupted = stop.is_set()  # only an outside request sets it before this point
+    finally:
+        stop.set()  # let the reader finish if we leave early
+        restored.put(_END)
+        writer.join()
+        reader.join(timeout=5)
+    summary.interrupted = interrupted and summary.done + summary.failed < len(todo)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _drain(q: queue.Queue) -> Iterator[tuple]:
+    while (item := q.get()) is not _END:
+        yield item
+
+
+def _read_all(jobs: list[Job], options: RestoreOptions, out: queue.Queue, stop: threading.Event) -> None:
+    for job in jobs:
+        if stop.is_set():
+            break
+        began = time.perf_counter()
+        try:
+            out.put((job, read_image(job.source, options.max_pixels), time.perf_counter() - began, None))
+        except ImageError as error:
+            out.put((job, None, 0.0, error))
+        except Exception as error:  # anything unexpected still must not end the batch
+            out.put((job, None, 0.0, ImageError(job.source, f"unreadable ({type(error).__name__}: {error})")))
+    out.put(_END)
+
+
+def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOptions, record: dict):
+    device = getattr(model, "device", None)
+    if device is not None and device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    began = time.perf_counter()
+    try:
+        generator = torch.Generator().manual_seed(record["seed"])
+        result = model.restore(
+            image_to_tensor(image.rgb),
+            prompt=job.prompt,
+            steps=options.steps,
+            sampler=options.sampler,
+            tile=options.tile,
+            tile_overlap=options.tile_overlap,
+            generator=generator,
+        )
+    except Exception as error:  # one bad image must not end the batch
+        return job, None, None, {**record, "status": "failed", "error": f"restoration failed: {error}"}
+    height, width = image.rgb.shape[:2]
+    record |= {
+        "megapixels": round(height * width / 1e6, 4),
+        "time_read": round(read_seconds, 4),
+        "time_restore": round(time.perf_counter() - began, 4),
+        "peak_memory_mb": round(_peak_memory_mb(device), 1),
+    }
+    return job, image, tensor_to_rgb(result), record
+
+
+def _write_all(q: queue.Queue, options, manifest: Manifest, summary: Summary, on_record) -> None:
+    for job, image, rgb, record in _drain(q):
+        if rgb is not None:
+            record = _write_one(job, image, rgb, options, record)
+        manifest.append(record)
+        _finish(record, summary, on_record)
+
+
+def _write_one(job: Job, image, rgb, options: RestoreOptions, record: dict) -> dict:
+    began = time.perf_counter()
+    try:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(job.target, image, rgb, format=options.format, jpeg_quality=options.jpeg_quality)
+    except (ImageError, OSError) as error:
+        return {**record, "status": "failed", "error": f"cannot write {job.target}: {error}"}
+    record = {**record, "status": "done", "error": None, "time_write": round(time.perf_counter() - began, 4)}
+    if job.reference is not None:
+        record |= _quality(job.reference, rgb)
+    return record
+
+
+def _quality(reference: Path, rgb) -> dict:
+    from irestore.metrics import psnr, ssim
+
+    try:
+        ref = read_image(reference).rgb
+    except ImageError as error:
+        return {"reference": reference.as_posix(), "reference_error": str(error)}
+    if ref.shape != rgb.shape:
+        return {"reference": reference.as_posix(), "reference_error": f"size {ref.shape[:2]} != {rgb.shape[:2]}"}
+    return {"reference": reference.as_posix(), "psnr": round(psnr(rgb, ref), 4), "ssim": round(ssim(rgb, ref), 5)}
+
+
+def _finish(record: dict, summary: Summary, on_record) -> None:
+    status = record["status"]
+    if status == "done":
+        summary.done += 1
+        summary.megapixels += record.get("megapixels", 0.0)
+        if "psnr" in record:
+            summary.psnr.append(record["psnr"])
+            summary.ssim.append(record["ssim"])
+    elif status == "skipped":
+        summary.skipped += 1
+    else:
+        summary.failed += 1
+        summary.failures.append((record["input"], record["error"]))
+    if on_record:
+        on_record(record)
+
+
+def summary_dict(summary: Summary) -> dict:
+    data = {k: v for k, v in asdict(summary).items() if k not in ("psnr", "ssim")}
+    if summary.psnr:
+        data["mean_psnr"] = sum(summary.psnr) / len(summary.psnr)
+        data["mean_ssim"] = sum(summary.ssim) / len(summary.ssim)
+    return data

@@ -1,0 +1,152 @@
+"""`irestore restore INPUT OUTPUT`: batch restoration with progress, manifest and resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from irestore.batch import MANIFEST_NAME, Manifest, RestoreOptions, Summary, UsageError, plan_jobs, run_batch, summary_dict
+from irestore.devices import DEVICES, PRECISIONS
+from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+from irestore.pipeline import DEFAULT_MODEL
+from irestore.sampling import SAMPLERS
+
+FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
+err = Console(stderr=True)
+
+
+def _fail_usage(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def restore(
+    input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
+    output: Annotated[Path, typer.Argument(help="Output folder (mirrors INPUT's tree), or a file for one image.")],
+    model: Annotated[str, typer.Option(help="Model name or checkpoint path.")] = DEFAULT_MODEL,
+    prompt: Annotated[Optional[str], typer.Option(help="Text prompt for every image.")] = None,
+    prompt_file: Annotated[Optional[Path], typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
+    prompt_from_caption: Annotated[bool, typer.Option(help="Caption each image and use the caption as prompt.")] = False,
+    files_from: Annotated[Optional[Path], typer.Option(help="Text file listing inputs (relative to INPUT), one per line.")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, max=1000, help="Sampler steps (default: the model's).")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help=f"One of {', '.join(SAMPLERS)} (default: the model's).")] = None,
+    tile: Annotated[Optional[int], typer.Option(min=0, help="Tile size in px; 0 = never tile; default: from free memory.")] = None,
+    tile_overlap: Annotated[int, typer.Option(min=0, help="Overlap between tiles in px.")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Tiles evaluated per network call.")] = 4,
+    device: Annotated[str, typer.Option(help=f"One of {', '.join(DEVICES)}.")] = "auto",
+    precision: Annotated[str, typer.Option(help=f"One of {', '.join(PRECISIONS)} (half precision: CUDA; bf16: CPU too).")] = "fp32",
+    seed: Annotated[int, typer.Option(help="Random seed (each image derives its own from it and its path).")] = 0,
+    format: Annotated[Optional[str], typer.Option("--format", help="Output format: PNG, JPEG, TIFF, WEBP or BMP (default: same as input).")] = None,
+    jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="Quality for JPEG/WebP outputs.")] = 95,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")] = DEFAULT_MAX_PIXELS,
+    reference: Annotated[Optional[Path], typer.Option(help="Ground-truth folder with matching relative paths: adds PSNR/SSIM.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo images whose outputs already exist.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="List what would be done and exit.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout; logs on stderr.")] = False,
+) -> None:
+    """Restore an image or a folder of images. Exit code: 0 all done, 1 some failed, 2 usage error, 130 interrupted."""
+    if prompt_from_caption:
+        _fail_usage("--prompt-from-caption needs a captioner, which this version does not ship yet; use --prompt, --prompt-file or sidecar .txt prompts")
+    fmt = FORMATS.get(format.upper()) if format else None
+    if format and fmt is None:
+        _fail_usage(f"--format {format}: choose one of {', '.join(FORMATS)}")
+    if sampler and sampler not in SAMPLERS:
+        _fail_usage(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
+    try:
+        jobs = plan_jobs(input, output, files_from=files_from, prompt=prompt, prompt_file=prompt_file, reference_dir=reference, fmt=fmt)
+    except (UsageError, OSError) as error:
+        _fail_usage(str(error))
+    if not jobs:
+        _fail_usage(f"no images found in {input}")
+    manifest_dir = output.parent if input.is_file() and output.suffix.lower() in IMAGE_EXTENSIONS else output
+    if dry_run:
+        _print_plan(jobs, json_output)
+        return
+    options = RestoreOptions(steps, sampler, "auto" if tile is None else (tile or None), tile_overlap, batch_size, seed, fmt, jpeg_quality, max_pixels, overwrite)
+    restorer = _load(model, device, precision)
+    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output)
+    _print_summary(summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def _load(model: str, device: str, precision: str):
+    from irestore.pipeline import load_model
+
+    try:
+        restorer = load_model(model, device=device, precision=precision)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        _fail_usage(f"cannot load model {model!r}: {error}")
+    err.print(f"model: {restorer.description}")
+    return restorer
+
+
+def _print_plan(jobs, as_json: bool) -> None:
+    for job in jobs:
+        if as_json:
+            print(json.dumps({"input": str(job.source), "output": str(job.target), "prompt": job.prompt, "prompt_source": job.prompt_source}, ensure_ascii=False))
+        else:
+            err.print(f"{job.source} -> {job.target}  [dim]{job.prompt_source}: {job.prompt!r}[/dim]")
+    err.print(f"{len(jobs)} image(s) would be restored (existing complete outputs are skipped)")
+
+
+def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool) -> Summary:
+    stop = threading.Event()
+
+    def interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        err.print("[yellow]interrupted: finishing the current image (Ctrl-C again to abort now)[/yellow]")
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"))
+    try:
+        with Progress(*columns, console=err, transient=False) as progress:
+            task = progress.add_task("restoring", total=len(jobs), rate="", current="")
+            megapixels, seconds = [0.0], [0.0]
+
+            def on_start(job):
+                progress.update(task, current=str(job.relative))
+
+            def on_record(record):
+                if record["status"] == "done":
+                    megapixels[0] += record.get("megapixels", 0)
+                    seconds[0] += record.get("time_restore", 0)
+                    progress.update(task, rate=f"{megapixels[0] / max(seconds[0], 1e-9):.3f} MP/s")
+                elif record["status"] == "failed":
+                    progress.console.print(f"[red]failed[/red] {record['input']}: {record['error']}")
+                progress.advance(task)
+                if as_json:
+                    sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                    sys.stdout.flush()
+
+            return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_summary(summary: Summary) -> None:
+    data = summary_dict(summary)
+    columns = ["done", "skipped", "failed", "time"]
+    row = [str(summary.done), str(summary.skipped), str(summary.failed), f"{summary.seconds:.1f} s"]
+    if "mean_psnr" in data:
+        columns += ["mean PSNR", "mean SSIM"]
+        row += [f"{data['mean_psnr']:.2f} dB", f"{data['mean_ssim']:.4f}"]
+    table = Table(title="irestore restore")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row(*row)
+    err.print(table)
+    for path, error in summary.failures:
+        err.print(f"[red]failed[/red] {path}: {error}")
+    if summary.interrupted:
+        err.print("[yellow]interrupted: rerun the same command to continue[/yellow]")

@@ -1,0 +1,287 @@
+"""`irestore restore` end to end: real files, the real pretrained FFDNet, real subprocesses."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from irestore.cli.app import app
+from irestore.io import read_image
+
+runner = CliRunner()
+ORIENTATION = 0x0112
+
+
+def _photo(h=40, w=56, seed=0):
+    """A small real photo crop with noise, so the denoiser has work to do."""
+    from skimage import data
+
+    img = data.astronaut()[100 : 100 + h * 4 : 4, 150 : 150 + w * 4 : 4].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    return np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
+
+
+def make_tricky_folder(root: Path) -> dict[str, dict]:
+    """Every input kind the tool promises to handle, plus broken files. Returns expectations."""
+    rgb = _photo()
+    (root / "nested" / "deeper").mkdir(parents=True)
+    (root / "spaces and ünïcødé").mkdir()
+    cases = {}
+
+    def put(rel, writer, **expect):
+        path = root / rel
+        writer(path)
+        cases[rel] = expect
+
+    put("rgb8.png", lambda p: PILImage.fromarray(rgb).save(p), size=(40, 56), depth=8)
+    put("nested/rgb16.png", lambda p: cv2.imwrite(str(p), (rgb.astype(np.uint16) * 257)[..., ::-1]), size=(40, 56), depth=16)
+    put("nested/gray.png", lambda p: PILImage.fromarray(rgb[..., 0]).save(p), size=(40, 56), depth=8)
+    rgba = np.dstack([rgb, np.linspace(0, 255, 40 * 56).reshape(40, 56).astype(np.uint8)])
+    put("nested/deeper/alpha.png", lambda p: PILImage.fromarray(rgba).save(p), size=(40, 56), depth=8, alpha=True)
+    put("palette.png", lambda p: PILImage.fromarray(rgb).convert("P", palette=PILImage.ADAPTIVE).save(p), size=(40, 56), depth=8)
+
+    def rotated_jpeg(p):
+        exif = PILImage.Exif()
+        exif[ORIENTATION] = 6  # stored sideways: viewers rotate 90° clockwise
+        PILImage.fromarray(rgb).save(p, quality=95, exif=exif)
+
+    put("spaces and ünïcødé/rotated phoTo.jpg", rotated_jpeg, size=(56, 40), depth=8)
+    put("cmyk.jpg", lambda p: PILImage.fromarray(rgb).convert("CMYK").save(p, quality=95), size=(40, 56), depth=8)
+    put("deep.tif", lambda p: cv2.imwrite(str(p), (rgb.astype(np.uint16) * 257)[..., ::-1]), size=(40, 56), depth=16)
+    put("photo.webp", lambda p: PILImage.fromarray(rgb).save(p, lossless=True), size=(40, 56), depth=8)
+    put("photo.bmp", lambda p: PILImage.fromarray(rgb).save(p), size=(40, 56), depth=8)
+    # broken inputs
+    put("empty.png", lambda p: p.write_bytes(b""), error="empty")
+    put("nested/truncated.png", lambda p: p.write_bytes((root / "rgb8.png").read_bytes()[:300]), error="")
+    put("notes.jpg", lambda p: p.write_text("this is not an image"), error="not an image")
+    return cases
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+def _manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "irestore-manifest.jsonl").read_text().splitlines()]
+
+
+def test_tricky_folder_restores_faithfully_and_loses_nothing(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    cases = make_tricky_folder(src)
+    (src / "rgb8.txt").write_text("remove the noise\n")  # sidecar prompt
+    before = _hashes(src)
+
+    result = runner.invoke(app, ["restore", str(src), str(out), "--model", "ffdnet-color", "--prompt", "a photo"])
+    assert result.exit_code == 1, result.output  # some inputs are broken
+    assert _hashes(src) == before  # inputs untouched
+
+    records = {r["relative"]: r for r in _manifest(out)}
+    assert set(records) == set(cases)
+    for rel, expect in cases.items():
+        record = records[rel]
+        if "error" in expect:
+            assert record["status"] == "failed"
+            assert rel.split("/")[-1] in record["error"] and expect["error"] in record["error"].lower()
+            assert not (out / rel).exists()
+            continue
+        assert record["status"] == "done", record
+        restored = read_image(out / rel)
+        original = read_image(src / rel)
+        assert restored.rgb.shape[:2] == expect["size"]
+        assert restored.bit_depth == expect["depth"]
+        assert restored.format == original.format
+        if expect.get("alpha"):
+            assert np.array_equal(restored.alpha, original.alpha)
+        # the denoiser changed the pixels (it restored something), but the image is the same photo
+        assert 0 < np.abs(restored.rgb - original.rgb).mean() < 0.1
+    assert records["rgb8.png"]["prompt"] == "remove the noise" and records["rgb8.png"]["prompt_source"] == "sidecar"
+    assert records["photo.bmp"]["prompt"] == "a photo" and records["photo.bmp"]["prompt_source"] == "--prompt"
+    assert "empty.png" in result.output and "failed" in result.output
+
+    # a rerun recomputes nothing that finished and retries only the failures
+    again = runner.invoke(app, ["restore", str(src), str(out), "--model", "ffdnet-color", "--json"])
+    rows = [json.loads(line) for line in again.stdout.splitlines()]
+    assert {r["relative"] for r in rows if r["status"] == "skipped"} == {k for k, v in cases.items() if "error" not in v}
+    assert {r["relative"] for r in rows if r["status"] == "failed"} == {k for k, v in cases.items() if "error" in v}
+
+
+def test_json_dry_run_prompt_file_and_format(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "a").mkdir(parents=True)
+    PILImage.fromarray(_photo()).save(src / "a" / "one.png")
+    PILImage.fromarray(_photo(seed=1)).save(src / "two.png")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"path": "a/one.png", "prompt": "from the file"}) + "\n")
+
+    dry = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--prompt-file", str(prompts)])
+    assert dry.exit_code == 0
+    planned = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert [Path(p["input"]).name for p in planned] == ["one.png", "two.png"]
+    assert planned[0]["prompt"] == "from the file" and planned[0]["prompt_source"] == "prompt-file"
+    assert not out.exists()
+
+    result = runner.invoke(app, ["restore", str(src), str(out), "--json", "--format", "jpg", "--jpeg-quality", "90"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]  # stdout is pure JSON lines
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert (out / "a" / "one.jpg").is_file() and read_image(out / "two.jpg").format == "JPEG"
+
+
+def test_reference_adds_psnr_and_ssim(tmp_path):
+    src, ref, out = tmp_path / "in", tmp_path / "ref", tmp_path / "out"
+    src.mkdir()
+    ref.mkdir()
+    from skimage import data
+
+    clean = data.astronaut()[100:164, 150:214]
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    PILImage.fromarray(noisy).save(src / "x.png")
+    PILImage.fromarray(clean).save(ref / "x.png")
+    result = runner.invoke(app, ["restore", str(src), str(out), "--reference", str(ref), "--json"])
+    row = json.loads(result.stdout.splitlines()[0])
+    from irestore.metrics import psnr
+
+    noisy_psnr = psnr(noisy / 255.0, clean / 255.0)
+    assert row["psnr"] > noisy_psnr + 3  # FFDNet really denoised
+    assert 0 < row["ssim"] <= 1
+    assert "mean PSNR" in result.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--prompt-from-caption"], "captioner"),
+        (["--format", "gif"], "--format gif"),
+        (["--sampler", "heun"], "--sampler heun"),
+        (["--model", "/nonexistent/model"], "cannot load model"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(_photo()).save(src / "x.png")
+    result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_output_equal_to_input_is_refused_and_nested_output_is_excluded(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(_photo()).save(src / "x.png")
+    same = runner.invoke(app, ["restore", str(src), str(src)])
+    assert same.exit_code == 2 and "overwrite" in same.output
+    nested = src / "restored"
+    first = runner.invoke(app, ["restore", str(src), str(nested), "--json"])
+    assert first.exit_code == 0
+    second = runner.invoke(app, ["restore", str(src), str(nested), "--json", "--overwrite"])
+    assert [json.loads(x)["relative"] for x in second.stdout.splitlines()] == ["x.png"]  # its own outputs not re-read
+
+
+def test_max_pixels_failure_is_reported_and_the_batch_goes_on(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(_photo(40, 56)).save(src / "big.png")
+    PILImage.fromarray(_photo(20, 20)[:20, :20]).save(src / "small.png")
+    result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), "--max-pixels", "1000", "--json"])
+    rows = {json.loads(x)["relative"]: json.loads(x) for x in result.stdout.splitlines()}
+    assert result.exit_code == 1
+    assert rows["big.png"]["status"] == "failed" and "max-pixels" in rows["big.png"]["error"]
+    assert rows["small.png"]["status"] == "done"
+
+
+def test_diffusion_checkpoint_runs_through_the_cli(tmp_path):
+    """A (tiny, random) restorer checkpoint is loaded through the production path by --model PATH."""
+    import torch
+
+    from irestore.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.registry import create_network
+    from irestore.sde import SDEConfig
+
+    net = create_network("erunet-tiny", text_dim=384)
+    info = CheckpointInfo(network=net.config, sde=SDEConfig(), text_encoder="minilm", text_dim=384, name="tiny")
+    checkpoint = save_checkpoint(tmp_path / "ck", net, info)
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(_photo()).save(src / "x.png")
+    args = ["restore", str(src), str(tmp_path / "out"), "--model", str(checkpoint), "--steps", "2", "--json", "--seed", "7"]
+    result = runner.invoke(app, [*args, "--prompt", "remove the rain", "--sampler", "ddim"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout.splitlines()[0])
+    assert row["model"] == "tiny" and row["steps"] == 2 and row["sampler"] == "ddim" and len(row["model_hash"]) == 16
+    assert read_image(tmp_path / "out" / "x.png").rgb.shape == (40, 56, 3)
+    del torch
+
+
+# -- real processes: crash and interrupt ------------------------------------------------
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "irestore.cli", *map(str, args)]
+
+
+def _wait_for_done(manifest: Path, count: int, proc, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if manifest.is_file() and sum('"status": "done"' in ln for ln in manifest.read_text().splitlines()) >= count:
+            return
+        assert proc.poll() is None, "batch ended before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("batch made no progress")
+
+
+def _big_folder(root: Path, n=8) -> None:
+    root.mkdir()
+    for i in range(n):
+        PILImage.fromarray(np.repeat(np.repeat(_photo(64, 64, seed=i), 4, 0), 4, 1)).save(root / f"img{i:02d}.png")
+
+
+def test_sigkill_mid_batch_then_rerun_completes_without_recomputing(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _big_folder(src)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_cli("restore", src, out, "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    _wait_for_done(out / "irestore-manifest.jsonl", 2, proc)
+    proc.kill()
+    proc.wait()
+    finished = {r["relative"] for r in _manifest(out) if r["status"] == "done"}
+    assert 2 <= len(finished) < 8
+
+    rerun = subprocess.run(_cli("restore", src, out, "--json"), capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    rows = [json.loads(line) for line in rerun.stdout.splitlines()]
+    skipped = {r["relative"] for r in rows if r["status"] == "skipped"}
+    assert finished <= skipped  # finished images were not recomputed
+    assert {r["relative"] for r in rows if r["status"] == "done"} | skipped == {f"img{i:02d}.png" for i in range(8)}
+    for i in range(8):
+        assert read_image(out / f"img{i:02d}.png").rgb.shape == (256, 256, 3)
+    # a write cut off by the kill leaves at most its hidden temp file, never a partial output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        [f"img{i:02d}.png" for i in range(8)] + ["irestore-manifest.jsonl"]
+    )
+
+
+def test_ctrl_c_finishes_the_current_image_and_exits_130(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _big_folder(src)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_cli("restore", src, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for_done(out / "irestore-manifest.jsonl", 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    records = _manifest(out)
+    assert all(r["status"] == "done" for r in records) and 1 <= len(records) < 8
+    for record in records:
+        assert read_image(record["output"]).rgb.shape == (256, 256, 3)
