@@ -121,7 +121,8 @@ def _make_source(path: Path, layout: str, depth: int, lossy: bool):
         PILImage.fromarray(bits).save(path, fmt)
         return _as_rgb(bits.astype(np.int64) * 255), None, True
     elif layout == "CMYK":
-        cmyk = PILImage.frombytes("CMYK", (W, H), (_smooth((H, W, 4)) if lossy else _ints((H, W, 4), 8)).tobytes())
+        ink = _smooth((H, W, 4)) if lossy else _ints((H, W, 4), 8)
+        cmyk = PILImage.frombytes("CMYK", (W, H), ink.tobytes())
         cmyk.save(path, fmt, **extra)
         reference = PILImage.open(path).convert("RGB")  # the plain formula io.py documents
         return np.asarray(reference).astype(np.int64), None, False
@@ -145,8 +146,10 @@ ROUND_TRIPS = [
 ]
 
 
-@pytest.mark.parametrize(("suffix", "layout", "depth", "lossy"), ROUND_TRIPS,
-                         ids=[f"{s[1:]}-{l}-{d}{'-lossy' if y else ''}" for s, l, d, y in ROUND_TRIPS])
+ROUND_TRIP_IDS = [f"{s[1:]}-{m}-{d}{'-lossy' if y else ''}" for s, m, d, y in ROUND_TRIPS]
+
+
+@pytest.mark.parametrize(("suffix", "layout", "depth", "lossy"), ROUND_TRIPS, ids=ROUND_TRIP_IDS)
 def test_round_trip(tmp_path, suffix, layout, depth, lossy):
     src = tmp_path / f"src{suffix}"
     expected, alpha, grayscale = _make_source(src, layout, depth, lossy)
@@ -218,7 +221,8 @@ def test_mpo_reads_as_jpeg(tmp_path):
 def test_webp_write_keeps_lossless_or_lossy(tmp_path):
     rgb = _smooth((H, W, 3)).astype(np.float32) / 255
     for lossless, chunk in ((True, b"VP8L"), (False, b"VP8 ")):
-        path = write_image(tmp_path / f"{lossless}.webp", Image(rgb=rgb, format="WEBP", lossless=lossless))
+        image = Image(rgb=rgb, format="WEBP", lossless=lossless)
+        path = write_image(tmp_path / f"{lossless}.webp", image)
         assert path.read_bytes()[12:16] == chunk
 
 
@@ -234,7 +238,8 @@ def test_rounding_and_clipping(tmp_path):
     assert got.tolist() == [0, 1, 127, 128, 254, 255] * 2 + [0, 255]
 
     deep = np.array([[1000.4, 1000.6, 65534.6]], np.float64) / 65535
-    again = read_image(write_image(tmp_path / "r16.png", Image(rgb=np.repeat(deep[..., None], 3, 2), bit_depth=16)))
+    image = Image(rgb=np.repeat(deep[..., None], 3, 2), bit_depth=16)
+    again = read_image(write_image(tmp_path / "r16.png", image))
     assert _levels(again.rgb, 16)[0, :, 0].tolist() == [1000, 1001, 65535]
 
 
@@ -352,6 +357,17 @@ def test_exif_orientation_is_applied_and_reset(tmp_path, kind, orientation):
     assert np.abs(_levels(again.rgb, 8) - UPRIGHT).max() <= 3
 
 
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_orientation_applies_to_alpha(tmp_path, orientation):
+    stored = _stored(orientation)
+    rgba = np.dstack([stored, stored[..., 0]])  # alpha shares the asymmetric pattern
+    path = tmp_path / "a.png"
+    PILImage.fromarray(rgba).save(path, exif=_exif(orientation).tobytes())
+    image = read_image(path)
+    assert np.array_equal(image.alpha, UPRIGHT[..., 0])
+    assert np.array_equal(_levels(image.rgb, 8), UPRIGHT)
+
+
 # ---------------------------------------------------------------------------- metadata
 
 # (format, bit depth) -> kept: ICC, EXIF IFD0 (Make/Model), EXIF sub-IFD (ExposureTime), dpi.
@@ -376,7 +392,8 @@ def test_metadata_kept_per_format(tmp_path, fmt, depth):
     with PILImage.open(path) as im:  # checked with Pillow, independently of read_image
         exif = im.getexif()
         assert (im.info.get("icc_profile") == SRGB) is icc_kept
-        assert (exif.get(MAKE), exif.get(MODEL)) == (("Canon", "EOS R5") if ifd0_kept else (None, None))
+        camera = ("Canon", "EOS R5") if ifd0_kept else (None, None)
+        assert (exif.get(MAKE), exif.get(MODEL)) == camera
         assert (exif.get_ifd(EXIF_IFD).get(EXPOSURE_TIME) is not None) is sub_kept
         dpi = im.info.get("dpi")
         assert (dpi is not None and np.allclose(dpi, 300, atol=0.01)) is dpi_kept
@@ -388,12 +405,13 @@ def test_metadata_kept_per_format(tmp_path, fmt, depth):
 
 
 def test_tiff_exif_keeps_photo_tags_not_layout_tags(tmp_path):
-    PILImage.fromarray(_ints((H, W, 3), 8)).save(tmp_path / "a.tif", exif=_exif(3).tobytes(),
-                                                 icc_profile=SRGB)
+    stored = _ints((H, W, 3), 8)
+    PILImage.fromarray(stored).save(tmp_path / "a.tif", exif=_exif(3).tobytes(), icc_profile=SRGB)
     image = read_image(tmp_path / "a.tif")
+    assert np.array_equal(_levels(image.rgb, 8), stored[::-1, ::-1])  # orientation 3 applied
     exif = PILImage.Exif()
     exif.load(image.exif)
-    assert exif[MAKE] == "Canon" and exif[ORIENTATION] == 1
+    assert exif[MAKE] == "Canon" and exif.get(ORIENTATION, 1) == 1
     assert 273 not in exif and 256 not in exif  # StripOffsets, ImageWidth describe the old file
     assert image.icc_profile == SRGB
     with PILImage.open(write_image(tmp_path / "b.jpg", image, format="JPEG")) as im:
@@ -438,6 +456,7 @@ def test_empty_text_directory_and_missing(tmp_path):
     assert _reason(tmp_path / "missing.png") == "file not found"
 
 
+@pytest.mark.filterwarnings("ignore:(Corrupt EXIF|Truncated File Read):UserWarning")
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".webp", ".bmp", "16.png", "16.tif"])
 @pytest.mark.parametrize("keep", [0.5, 1.0], ids=["half", "tail"])
 def test_truncated_files(tmp_path, suffix, keep):
@@ -464,7 +483,8 @@ def test_max_pixels_is_checked_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
     reason = _reason(path)
-    assert reason == f"image has 900000000 pixels (30000x30000), more than --max-pixels {DEFAULT_MAX_PIXELS}"
+    pixels = "900000000 pixels (30000x30000)"
+    assert reason == f"image has {pixels}, more than --max-pixels {DEFAULT_MAX_PIXELS}"
     # With a higher limit it gets as far as decoding, past Pillow's own bomb check.
     assert _reason(path, max_pixels=10**10).startswith("truncated or corrupt PNG data")
     with pytest.raises(ImageError, match="more than --max-pixels 100"):
@@ -514,7 +534,8 @@ def test_unreadable_file_is_permission_denied(tmp_path):
 
 def test_image_error_pickles():
     error = pickle.loads(pickle.dumps(ImageError(Path("a b.png"), "not an image file")))
-    assert (error.path, error.reason, str(error)) == (Path("a b.png"), "not an image file", "a b.png: not an image file")
+    assert (error.path, error.reason) == (Path("a b.png"), "not an image file")
+    assert str(error) == "a b.png: not an image file"
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -523,17 +544,15 @@ def test_image_error_pickles():
 def test_atomic_path_failure_leaves_nothing_and_keeps_target(tmp_path):
     target = tmp_path / "result.png"
     target.write_bytes(b"previous result")
-    with pytest.raises(RuntimeError, match="mid-way"):
-        with atomic_path(target) as tmp:
-            assert tmp.parent == tmp_path and tmp.suffix == ".png" and tmp.name.startswith(".")
-            tmp.write_bytes(b"half of a new fi")
-            raise RuntimeError("mid-way")
+    with pytest.raises(RuntimeError, match="mid-way"), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".png" and tmp.name.startswith(".")
+        tmp.write_bytes(b"half of a new fi")
+        raise RuntimeError("mid-way")
     assert target.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]
 
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(tmp_path / "new.png"):
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "new.png"):
+        raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]
 
 
@@ -562,7 +581,8 @@ def test_atomic_write_text(tmp_path):
     atomic_write_text(path, "a,b\r\nré,写\n")
     assert path.read_bytes() == "a,b\r\nré,写\n".encode()
     atomic_write_text(path, "new")
-    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["manifest.csv"]
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.csv"]
 
 
 # ---------------------------------------------------------------------------- paths
@@ -620,3 +640,15 @@ def test_tensor_conversions():
         image_to_tensor(rgb[..., 0])
     with pytest.raises(ValueError):
         tensor_to_rgb(torch.zeros(2, 3, 4, 4))
+
+
+def test_remove_stale_temps_deletes_only_leftovers_of_that_output(tmp_path):
+    from irestore.io import remove_stale_temps
+
+    target = tmp_path / "photo [1].png"
+    leftovers = [tmp_path / ".photo [1].png.0a1b2c3d.tmp.png", tmp_path / ".photo [1].png.ffffffff.tmp.png"]
+    keep = [tmp_path / ".other.png.0a1b2c3d.tmp.png", tmp_path / "photo [1].png.txt", target]
+    for p in leftovers + keep:
+        p.write_bytes(b"x")
+    assert remove_stale_temps(target) == 2
+    assert not any(p.exists() for p in leftovers) and all(p.exists() for p in keep)

@@ -29,6 +29,7 @@ from irestore.io import (
     image_to_tensor,
     list_images,
     read_image,
+    remove_stale_temps,
     tensor_to_rgb,
     verify_image,
     write_image,
@@ -353,6 +354,7 @@ def _write_one(job: Job, image, rgb, options: RestoreOptions, record: dict) -> d
     began = time.perf_counter()
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(job.target)  # left by a run that was killed mid-write
         write_image(job.target, image, rgb, format=options.format, jpeg_quality=options.jpeg_quality)
     except (ImageError, OSError) as error:
         return {**record, "status": "failed", "error": f"cannot write {job.target}: {error}"}

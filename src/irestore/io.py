@@ -34,10 +34,13 @@ BMP     8      no   no     no     yes        yes
   written. Alpha is carried untouched; if the restored image has another size (upscaling),
   alpha is resized to it. JPEG and BMP cannot hold alpha: writing an image that has alpha
   to them is an `ImageError` unless the caller names the format, which drops the alpha.
+- Importing this module sets ``PIL.Image.MAX_IMAGE_PIXELS = None``: `read_image` checks the
+  pixel count itself, before decoding, against ``max_pixels``.
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import logging
 import os
@@ -45,7 +48,7 @@ import secrets
 import struct
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -239,7 +242,8 @@ def _open_pil(path: Path, data: bytes) -> Iterator[PILImage.Image]:
         unidentified = isinstance(exc, UnidentifiedImageError)
         kind = _sniff(data)
         if kind:
-            reason = f"truncated or corrupt {kind} data ({'header unreadable' if unidentified else exc})"
+            detail = "header unreadable" if unidentified else exc
+            reason = f"truncated or corrupt {kind} data ({detail})"
         else:
             reason = "not an image file" if unidentified else f"corrupt image header ({exc})"
         raise ImageError(path, reason) from exc
@@ -267,17 +271,16 @@ def _sniff(data: bytes) -> str | None:
 def _supported_format(path: Path, im: PILImage.Image) -> str:
     fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "")
     if fmt not in _FORMATS:
-        raise ImageError(path, f"unsupported image format {im.format} (supported: {', '.join(_FORMATS)})")
+        supported = ", ".join(_FORMATS)
+        raise ImageError(path, f"unsupported image format {im.format} (supported: {supported})")
     return fmt
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None) -> None:
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageError(
-            path,
-            f"image has {width * height} pixels ({width}x{height}), more than --max-pixels {max_pixels}",
-        )
+        pixels = f"{width * height} pixels ({width}x{height})"
+        raise ImageError(path, f"image has {pixels}, more than --max-pixels {max_pixels}")
 
 
 def _bit_depth(path: Path, fmt: str, im: PILImage.Image, data: bytes) -> int:
@@ -334,11 +337,13 @@ def _cv2_pixels(
     else:
         photometric, samples = im.tag_v2.get(262), im.tag_v2.get(277, 1)
         if photometric not in (1, 2):
-            raise ImageError(path, f"unsupported 16-bit TIFF photometric interpretation {photometric}")
+            reason = f"unsupported 16-bit TIFF photometric interpretation {photometric}"
+            raise ImageError(path, reason)
         grayscale = photometric == 1
     got = 1 if arr.ndim == 2 else arr.shape[2]
     if arr.dtype != np.uint16 or (samples is not None and got != samples):
-        raise ImageError(path, f"unsupported 16-bit {fmt} layout ({samples or got} samples per pixel)")
+        layout = f"{samples or got} samples per pixel"
+        raise ImageError(path, f"unsupported 16-bit {fmt} layout ({layout})")
     color = arr if arr.ndim == 2 else arr[..., 2::-1]  # BGR(A) -> RGB
     if grayscale and color.ndim == 3:
         color = color[..., 0]  # OpenCV expands grey+alpha PNG to BGRA
@@ -420,7 +425,8 @@ def _webp_chunk(data: bytes) -> bytes | None:
     """The first image-data chunk (VP8 lossy, VP8L lossless) of a still WebP."""
     offset = 12
     while offset + 8 <= len(data):
-        fourcc, size = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
+        fourcc = data[offset:offset + 4]
+        size = int.from_bytes(data[offset + 4:offset + 8], "little")
         if fourcc in (b"VP8 ", b"VP8L"):
             return fourcc
         offset += 8 + size + (size & 1)
@@ -478,7 +484,8 @@ def _output_format(path: Path, name: str) -> str:
     fmt = name.upper().lstrip(".")
     fmt = _FORMAT_ALIASES.get(fmt, fmt)
     if fmt not in _FORMATS:
-        raise ImageError(path, f"unsupported output format {name!r} (supported: {', '.join(_FORMATS)})")
+        supported = ", ".join(_FORMATS)
+        raise ImageError(path, f"unsupported output format {name!r} (supported: {supported})")
     return fmt
 
 
@@ -596,7 +603,8 @@ def _encode_png16(
     if icc:
         chunks.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc)))
     if dpi:
-        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", *(round(d / 0.0254) for d in dpi), 1)))
+        per_metre = (round(d / 0.0254) for d in dpi)
+        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
     if exif:
         chunks.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
     compressed = memoryview(zlib.compress(filtered, 6))
@@ -647,7 +655,10 @@ def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def tensor_to_rgb(t: torch.Tensor) -> np.ndarray:
-    """1x3xHxW or 3xHxW -> HxWx3 float32 clamped to [0, 1] (NaN stays NaN for write_image to catch)."""
+    """1x3xHxW or 3xHxW -> HxWx3 float32 clamped to [0, 1].
+
+    NaN stays NaN, so that write_image refuses it instead of writing black pixels.
+    """
     import torch
 
     if t.ndim == 4 and t.shape[0] == 1:
@@ -683,6 +694,15 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8", newline="")
 
 
+def remove_stale_temps(path: str | os.PathLike[str]) -> int:
+    """Delete temp files that an interrupted write of `path` left beside it; returns how many."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{glob.escape(path.name[:200])}.*.tmp{glob.escape(path.suffix)}"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
+
+
 def _new_temp(path: Path) -> Path:
     """Create an empty, exclusive temp file (mode 0666 minus umask, like a normal file)."""
     for _ in range(100):
@@ -705,12 +725,9 @@ def _fsync(path: Path) -> None:
 
 def _fsync_dir(folder: Path) -> None:
     """Make the rename durable (POSIX; some file systems refuse, which is harmless)."""
-    if os.name != "posix":
-        return
-    try:
-        _fsync(folder)
-    except OSError:
-        pass
+    if os.name == "posix":
+        with suppress(OSError):
+            _fsync(folder)
 
 
 def list_images(root: str | os.PathLike[str], exclude: Path | None = None) -> list[Path]:
@@ -731,7 +748,8 @@ def list_images(root: str | os.PathLike[str], exclude: Path | None = None) -> li
     found: list[Path] = []
     for folder, dirnames, filenames in os.walk(root, onerror=_log_walk_error):
         here = Path(folder)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and (here / d).resolve() != skip]
+        dirnames[:] = [d for d in dirnames
+                       if not d.startswith(".") and (here / d).resolve() != skip]
         found += [here / name for name in filenames
                   if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(found, key=lambda p: p.relative_to(root).parts)
