@@ -221,6 +221,8 @@ def _peak_memory_mb(device: torch.device | None) -> float:
 
 
 def _base_record(job: Job, model, options: RestoreOptions) -> dict:
+    settings = getattr(model, "sampler_settings", None)  # peer models have no sampler
+    sampler, steps = settings(options.sampler, options.steps) if settings else (None, None)
     return {
         "input": job.source.as_posix(),
         "relative": job.relative.as_posix(),
@@ -231,8 +233,8 @@ def _base_record(job: Job, model, options: RestoreOptions) -> dict:
         "labels": None,
         "model": model.name,
         "model_hash": model.fingerprint,
-        "sampler": options.sampler,
-        "steps": options.steps,
+        "sampler": sampler,
+        "steps": steps,
         "tile": options.tile,
         "tile_overlap": options.tile_overlap,
         "seed": image_seed(options.seed, job.relative),
@@ -328,6 +330,7 @@ def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOp
             sampler=options.sampler,
             tile=options.tile,
             tile_overlap=options.tile_overlap,
+            tile_batch=options.tile_batch,
             generator=generator,
         )
     except Exception as error:  # one bad image must not end the batch

@@ -106,6 +106,13 @@ class Restorer:
         side = auto_tile_size(activation_bytes_per_pixel(self.network, self.dtype), available_memory(self.device), tile_batch)
         return None if max(image.shape[-2:]) <= side else side
 
+    def sampler_settings(self, sampler: str | None, steps: int | None) -> tuple[str, int]:
+        """The sampler and step count a call will use: the checkpoint's defaults fill the gaps."""
+        sampler = sampler or self.info.default_sampler
+        get_sampler(sampler)  # fail early on a bad name
+        default = self.info.default_steps if sampler == self.info.default_sampler else DEFAULT_STEPS[sampler]
+        return sampler, steps or default
+
     def restore(
         self,
         image: Tensor,
@@ -123,9 +130,7 @@ class Restorer:
         """Restore one image (1x3xHxW in [0,1]); returns the restored image on the CPU, clamped."""
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"expected a 1x3xHxW image tensor, got shape {tuple(image.shape)}")
-        sampler = sampler or self.info.default_sampler
-        get_sampler(sampler)  # fail early on a bad name
-        steps = steps or (self.info.default_steps if sampler == self.info.default_sampler else DEFAULT_STEPS[sampler])
+        sampler, steps = self.sampler_settings(sampler, steps)
         cond = self.conditioning(prompt, degradation)
         lq = image.to(self.device, torch.float32)
         seed_state = generator.get_state() if generator is not None else None

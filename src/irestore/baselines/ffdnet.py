@@ -87,13 +87,14 @@ class FFDNetDenoiser:
         sampler: str | None = None,
         tile: int | str | None = None,
         tile_overlap: int | None = None,
+        tile_batch: int = 1,
         generator: torch.Generator | None = None,
         callback: Callable[[int, int, int, Tensor], None] | None = None,
     ) -> Tensor:
         """Denoise a 1x3xHxW image in [0, 1]; returns the same shape, float32, on CPU, clamped.
 
         sigma (0–255) defaults to :func:`estimate_noise_sigma`. FFDNet is a single forward pass:
-        ``prompt``, ``steps``, ``sampler`` and ``generator`` are accepted and ignored, and
+        ``prompt``, ``steps``, ``sampler``, ``tile_batch`` (tiles run one at a time) and ``generator`` are accepted and ignored, and
         ``callback(0, 1, 0, result)`` is called once. ``tile`` runs overlapping tiles blended
         smoothly; without it, CUDA out-of-memory falls back to 512 px tiles with a warning.
         """
