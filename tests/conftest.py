@@ -10,8 +10,8 @@ os.environ["TORCH_HOME"] = os.path.join(_CACHE, "torch")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_CACHE, "xdg")
 os.environ.setdefault("IRESTORE_HOME", os.path.join(_CACHE, "irestore"))
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,6 @@ from irestore.checkpoint import CheckpointInfo, save_checkpoint
 from irestore.pipeline import Restorer
 from irestore.registry import create_network
 from irestore.sde import SDEConfig
-
 from test_networks import _randomise
 
 
@@ -31,7 +30,7 @@ def _image(h=40, w=52, seed=0):
 
 def test_restore_is_deterministic_under_a_generator_and_depends_on_seed_and_prompt(restorer):
     img = _image()
-    run = lambda seed, prompt="remove the noise": restorer.restore(  # noqa: E731
+    run = lambda seed, prompt="remove the noise": restorer.restore(
         img, prompt=prompt, steps=2, generator=torch.Generator().manual_seed(seed)
     )
     a = run(0)
@@ -118,7 +117,7 @@ def test_nan_in_fp32_is_an_error(checkpoint, minilm):
 
 
 def test_text_encoder_mismatch_is_refused(checkpoint):
-    from irestore.conditioning.text import TextEncoder, TextEmbedding
+    from irestore.conditioning.text import TextEmbedding, TextEncoder
 
     class Tiny(TextEncoder):
         name, dim = "tiny", 8

@@ -9,6 +9,7 @@ import torch
 from irestore.conditioning.embedding import Conditioning
 from irestore.sampling import sample
 from irestore.sde import MeanRevertingSDE, SDEConfig
+import itertools
 
 torch.set_default_dtype(torch.float32)
 
@@ -127,7 +128,7 @@ def test_timesteps_grid():
     assert sde.timesteps(1) == [100, 0]
     grid = sde.timesteps(7)
     assert grid[0] == 100 and grid[-1] == 0 and len(grid) == 8
-    assert all(a > b for a, b in zip(grid, grid[1:]))
+    assert all(a > b for a, b in itertools.pairwise(grid))
     assert sde.timesteps(100) == list(range(100, -1, -1))
     with pytest.raises(ValueError):
         sde.timesteps(0)

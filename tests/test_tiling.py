@@ -9,8 +9,8 @@ from irestore.registry import create_network
 from irestore.sampling import sample
 from irestore.sde import MeanRevertingSDE
 from irestore.tiling import TiledDenoiser, blend_weight, tile_grid, tile_starts
-
 from test_networks import _randomise, make_cond
+import itertools
 
 
 class LocalConvNet(nn.Module):
@@ -36,7 +36,7 @@ def _cond():
 def test_tiles_cover_the_image_with_enough_overlap(size, tile, overlap):
     starts = tile_starts(size, tile, overlap)
     assert starts[0] == 0 and starts[-1] + min(tile, size) == size
-    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))
 
 
 def _weight_sum(height, width, tile, overlap):

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from irestore.conditioning.embedding import Conditioning
 from irestore.sde import MeanRevertingSDE
+import itertools
 
 
 class NoisePredictor(Protocol):
@@ -50,7 +51,7 @@ def sample_euler(
     """Euler–Maruyama on the reverse-time SDE (the paper's sampler; steps=T by default)."""
     grid = sde.timesteps(steps or sde.T)
     x = sde.stationary_sample(lq, _randn(lq, generator))
-    for i, (t, s) in enumerate(zip(grid[:-1], grid[1:])):
+    for i, (t, s) in enumerate(itertools.pairwise(grid)):
         score = sde.score_from_noise(_predict(model, x, lq, t, cond), t)
         x = sde.reverse_sde_step(x, lq, score, t, s, noise=_randn(x, generator) if s > 0 else None)
         if callback:
@@ -75,7 +76,7 @@ def sample_posterior(
     x_s = μ + e^{−θ̄_s}(x̂_0 − μ) + σ̄_s ε̂."""
     grid = sde.timesteps(steps or 10)
     x = sde.stationary_sample(lq, _randn(lq, generator))
-    for i, (t, s) in enumerate(zip(grid[:-1], grid[1:])):
+    for i, (t, s) in enumerate(itertools.pairwise(grid)):
         eps = _predict(model, x, lq, t, cond)
         x0 = sde.x0_from_noise(x, lq, eps, t)
         if s == 0:

@@ -133,8 +133,9 @@ class TiledDenoiser:
         total = torch.zeros((height, width), dtype=torch.float32, device=x.device)
         for start in range(0, len(boxes), self.tile_batch):
             chunk = boxes[start : start + self.tile_batch]
-            crop = lambda img: torch.cat([_crop(img, b) for b in chunk])  # noqa: E731
-            pred = self.network(crop(x), crop(mu), t[:1].expand(len(chunk)), cond.repeat(len(chunk))).float()
+            pred = self.network(
+                _crop_batch(x, chunk), _crop_batch(mu, chunk), t[:1].expand(len(chunk)), cond.repeat(len(chunk))
+            ).float()
             for box, tile_pred in zip(chunk, pred):
                 weight = blend_weight(box, height, width, self.overlap).to(x.device)
                 rows, cols = slice(box.top, box.top + box.height), slice(box.left, box.left + box.width)
@@ -145,6 +146,10 @@ class TiledDenoiser:
 
 def _crop(img: Tensor, box: TileBox) -> Tensor:
     return img[..., box.top : box.top + box.height, box.left : box.left + box.width]
+
+
+def _crop_batch(img: Tensor, boxes: list[TileBox]) -> Tensor:
+    return torch.cat([_crop(img, box) for box in boxes])
 
 
 def auto_tile_size(bytes_per_pixel: float, available_bytes: int, tile_batch: int, fraction: float = 0.4) -> int | None:

@@ -7,14 +7,23 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from irestore.batch import MANIFEST_NAME, Manifest, RestoreOptions, Summary, UsageError, plan_jobs, run_batch, summary_dict
+from irestore.batch import (
+    MANIFEST_NAME,
+    Manifest,
+    RestoreOptions,
+    Summary,
+    UsageError,
+    plan_jobs,
+    run_batch,
+    summary_dict,
+)
 from irestore.devices import DEVICES, PRECISIONS
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from irestore.pipeline import DEFAULT_MODEL
@@ -33,22 +42,22 @@ def restore(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
     output: Annotated[Path, typer.Argument(help="Output folder (mirrors INPUT's tree), or a file for one image.")],
     model: Annotated[str, typer.Option(help="Model name or checkpoint path.")] = DEFAULT_MODEL,
-    prompt: Annotated[Optional[str], typer.Option(help="Text prompt for every image.")] = None,
-    prompt_file: Annotated[Optional[Path], typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Text prompt for every image.")] = None,
+    prompt_file: Annotated[Path | None, typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
     prompt_from_caption: Annotated[bool, typer.Option(help="Caption each image and use the caption as prompt.")] = False,
-    files_from: Annotated[Optional[Path], typer.Option(help="Text file listing inputs (relative to INPUT), one per line.")] = None,
-    steps: Annotated[Optional[int], typer.Option(min=1, max=1000, help="Sampler steps (default: the model's).")] = None,
-    sampler: Annotated[Optional[str], typer.Option(help=f"One of {', '.join(SAMPLERS)} (default: the model's).")] = None,
-    tile: Annotated[Optional[int], typer.Option(min=0, help="Tile size in px; 0 = never tile; default: from free memory.")] = None,
+    files_from: Annotated[Path | None, typer.Option(help="Text file listing inputs (relative to INPUT), one per line.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, max=1000, help="Sampler steps (default: the model's).")] = None,
+    sampler: Annotated[str | None, typer.Option(help=f"One of {', '.join(SAMPLERS)} (default: the model's).")] = None,
+    tile: Annotated[int | None, typer.Option(min=0, help="Tile size in px; 0 = never tile; default: from free memory.")] = None,
     tile_overlap: Annotated[int, typer.Option(min=0, help="Overlap between tiles in px.")] = 32,
     batch_size: Annotated[int, typer.Option(min=1, help="Tiles evaluated per network call.")] = 4,
     device: Annotated[str, typer.Option(help=f"One of {', '.join(DEVICES)}.")] = "auto",
     precision: Annotated[str, typer.Option(help=f"One of {', '.join(PRECISIONS)} (half precision: CUDA; bf16: CPU too).")] = "fp32",
     seed: Annotated[int, typer.Option(help="Random seed (each image derives its own from it and its path).")] = 0,
-    format: Annotated[Optional[str], typer.Option("--format", help="Output format: PNG, JPEG, TIFF, WEBP or BMP (default: same as input).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Output format: PNG, JPEG, TIFF, WEBP or BMP (default: same as input).")] = None,
     jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="Quality for JPEG/WebP outputs.")] = 95,
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")] = DEFAULT_MAX_PIXELS,
-    reference: Annotated[Optional[Path], typer.Option(help="Ground-truth folder with matching relative paths: adds PSNR/SSIM.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Ground-truth folder with matching relative paths: adds PSNR/SSIM.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo images whose outputs already exist.")] = False,
     dry_run: Annotated[bool, typer.Option(help="List what would be done and exit.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout; logs on stderr.")] = False,

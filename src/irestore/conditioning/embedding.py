@@ -28,7 +28,7 @@ class Conditioning:
         return self.text_pooled.shape[0]
 
     def to(self, device: torch.device | str) -> Conditioning:
-        move = lambda v: None if v is None else v.to(device)  # noqa: E731
+        move = lambda v: None if v is None else v.to(device)
         return Conditioning(move(self.text_tokens), move(self.text_mask), move(self.text_pooled), move(self.degradation))
 
     def repeat(self, n: int) -> Conditioning:
@@ -37,5 +37,5 @@ class Conditioning:
             return self
         if self.batch_size != 1:
             raise ValueError(f"cannot repeat a conditioning of batch {self.batch_size} to {n}")
-        rep = lambda v: None if v is None else v.expand(n, *v.shape[1:])  # noqa: E731
+        rep = lambda v: None if v is None else v.expand(n, *v.shape[1:])
         return Conditioning(rep(self.text_tokens), rep(self.text_mask), rep(self.text_pooled), rep(self.degradation))

@@ -8,8 +8,8 @@ so a prompt shared by a thousand images is encoded once.
 from __future__ import annotations
 
 import importlib.util
-from abc import ABC, abstractmethod
 import os
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
