@@ -285,3 +285,14 @@ def test_ctrl_c_finishes_the_current_image_and_exits_130(tmp_path):
     assert all(r["status"] == "done" for r in records) and 1 <= len(records) < 8
     for record in records:
         assert read_image(record["output"]).rgb.shape == (256, 256, 3)
+
+
+def test_manifest_ends_a_torn_line_before_appending(tmp_path):
+    from irestore.batch import Manifest
+
+    path = tmp_path / "irestore-manifest.jsonl"
+    path.write_text('{"input": "a.png", "status": "done"}\n{"input": "b.p')  # killed mid-append
+    Manifest(path).append({"input": "c.png", "status": "done"})
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["input"] == "a.png" and json.loads(lines[2])["input"] == "c.png"
+    assert lines[1] == '{"input": "b.p'

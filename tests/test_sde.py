@@ -1,5 +1,6 @@
 """The IR-SDE math checked against independent computations."""
 
+import itertools
 import math
 
 import numpy as np
@@ -9,7 +10,6 @@ import torch
 from irestore.conditioning.embedding import Conditioning
 from irestore.sampling import sample
 from irestore.sde import MeanRevertingSDE, SDEConfig
-import itertools
 
 torch.set_default_dtype(torch.float32)
 

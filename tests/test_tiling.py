@@ -1,5 +1,7 @@
 """Tiled noise prediction inside sampler steps: exactness, seams, OOM retry."""
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -10,7 +12,6 @@ from irestore.sampling import sample
 from irestore.sde import MeanRevertingSDE
 from irestore.tiling import TiledDenoiser, blend_weight, tile_grid, tile_starts
 from test_networks import _randomise, make_cond
-import itertools
 
 
 class LocalConvNet(nn.Module):

@@ -178,23 +178,22 @@ def plan_jobs(
 # -- manifest ---------------------------------------------------------------------------
 
 class Manifest:
-    """Append-only JSONL; the last record per input wins. A torn last line is ignored."""
+    """Append-only JSONL, one record per image and attempt (readers take the last per input).
+    Only written to: whether an image needs doing is decided by its output file."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.records: dict[str, dict] = {}
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    record = json.loads(line)
-                    self.records[record["input"]] = record
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
         self._lock = threading.Lock()
+        self._end_torn_line()
 
-    def is_complete(self, job: Job) -> bool:
-        """An existing output counts as done when it decodes fully (writes are atomic)."""
-        return job.target.is_file() and verify_image(job.target)
+    def _end_torn_line(self) -> None:
+        """A run killed mid-append leaves a line without its newline: end it, so the next
+        record starts on a line of its own (readers skip the torn one)."""
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb+") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
 
     def append(self, record: dict) -> None:
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
@@ -204,7 +203,11 @@ class Manifest:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
-            self.records[record["input"]] = record
+
+
+def output_complete(job: Job) -> bool:
+    """An existing output counts as done when it decodes fully (writes are atomic)."""
+    return job.target.is_file() and verify_image(job.target)
 
 
 # -- running ----------------------------------------------------------------------------
@@ -263,7 +266,7 @@ def run_batch(
     started = time.perf_counter()
     todo = []
     for job in jobs:
-        if not options.overwrite and manifest.is_complete(job):
+        if not options.overwrite and output_complete(job):
             record = {**_base_record(job, model, options), "status": "skipped", "error": None}
             _finish(record, summary, on_record)
         else:

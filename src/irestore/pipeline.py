@@ -24,6 +24,7 @@ from irestore.models.erunet import ERUNet
 from irestore.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
 from irestore.sde import MeanRevertingSDE
 from irestore.tiling import TiledDenoiser, auto_tile_size, available_memory
+from irestore.weights import file_sha256, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,10 @@ class Restorer:
         """Load a checkpoint folder or .safetensors file (or a registered model name)."""
         path = Path(name_or_path)
         if not path.exists():
-            from irestore.weights import resolve_weights
-
             path = resolve_weights(str(name_or_path))
         network, info = load_checkpoint(path)
         if text_encoder is None:
             text_encoder = create_text_encoder(info.text_encoder)
-        from irestore.weights import file_sha256
-
         fingerprint = file_sha256(weights_file(path))[:16]
         return cls(network, info, text_encoder, device, precision, fingerprint)
 

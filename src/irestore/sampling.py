@@ -9,6 +9,7 @@ so a seed gives the same result on every device. SDE arithmetic is float32 throu
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,7 +18,6 @@ from torch import Tensor
 
 from irestore.conditioning.embedding import Conditioning
 from irestore.sde import MeanRevertingSDE
-import itertools
 
 
 class NoisePredictor(Protocol):
