@@ -86,16 +86,21 @@ class CheckpointInfo:
             raise CheckpointError(f"{source}: malformed checkpoint config ({error})") from error
 
 
-def save_checkpoint(folder: str | Path, network: ERUNet, info: CheckpointInfo) -> Path:
-    """Write model.safetensors + config.json into `folder` (atomically, file by file)."""
+def write_checkpoint_folder(folder: str | Path, network: torch.nn.Module, config: dict) -> Path:
+    """Write model.safetensors (config in its header) + config.json into `folder`, file by file atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config_json = json.dumps(info.to_dict(), indent=2, sort_keys=True)
+    config_json = json.dumps(config, indent=2, sort_keys=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={_METADATA_KEY: config_json})
     atomic_write_text(folder / CONFIG_FILE, config_json + "\n")
     return folder
+
+
+def save_checkpoint(folder: str | Path, network: ERUNet, info: CheckpointInfo) -> Path:
+    """Write a restorer checkpoint folder."""
+    return write_checkpoint_folder(folder, network, info.to_dict())
 
 
 def weights_file(path: str | Path) -> Path:
@@ -107,8 +112,8 @@ def weights_file(path: str | Path) -> Path:
     return weights
 
 
-def read_info(path: str | Path) -> CheckpointInfo:
-    """Read a checkpoint's config: config.json beside the weights, else the safetensors header."""
+def read_config(path: str | Path) -> tuple[Path, dict]:
+    """A checkpoint's weights file and config: config.json beside the weights, else the safetensors header."""
     weights = weights_file(path)
     config_path = weights.parent / CONFIG_FILE
     try:
@@ -121,17 +126,26 @@ def read_info(path: str | Path) -> CheckpointInfo:
         raise CheckpointError(f"{weights}: safetensors file carries no irestore config") from error
     except Exception as error:  # JSON, OS and safetensors header errors alike
         raise CheckpointError(f"{weights}: unreadable checkpoint ({error})") from error
+    return weights, data
+
+
+def load_weights_strict(network: torch.nn.Module, weights: Path) -> None:
+    try:
+        network.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    except (RuntimeError, OSError) as error:
+        raise CheckpointError(f"{weights}: weights do not match the saved config ({error})") from error
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """Read a restorer checkpoint's config."""
+    weights, data = read_config(path)
     return CheckpointInfo.from_dict(data, weights)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ERUNet, CheckpointInfo]:
     """Rebuild the network from the config and load its weights strictly."""
-    info = read_info(path)
-    weights = weights_file(path)
+    weights, data = read_config(path)
+    info = CheckpointInfo.from_dict(data, weights)
     network = ERUNet(info.network)
-    try:
-        state = load_file(str(weights), device="cpu")
-        network.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError) as error:
-        raise CheckpointError(f"{weights}: weights do not match the saved config ({error})") from error
+    load_weights_strict(network, weights)
     return network.to(device).eval(), info
