@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from irestore import __version__
-from irestore.cli import restore
+from irestore.cli import data, restore
 
 app = typer.Typer(
     name="irestore",
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("restore", no_args_is_help=True)(restore.restore)
+data.register(app)
 
 
 def _version(value: bool) -> None:

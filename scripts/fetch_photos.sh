@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Build a clean natural-photo corpus for training (irestore train --dataset folder:DEST).
+#
+#   scripts/fetch_photos.sh DEST
+#
+# Sources: the nature/ photos of the Debian package mate-backgrounds, the photos of
+# lomiri-wallpapers-16.04 (both fetched with `apt-get download` and unpacked with
+# `dpkg-deb -x`; nothing is installed) and scikit-image's bundled photographs. Artwork and
+# non-photographs are excluded (list with reasons in scripts/photo_corpus.py). DEST/SOURCES.csv
+# records each file's source, original path, licence, size and checksum.
+# Idempotent: a rerun re-checks every file and copies only what is missing or different.
+# Needs: apt-get and dpkg-deb (Debian/Ubuntu), a Python with Pillow and scikit-image
+# (set PYTHON=..., default: python).
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 DEST" >&2
+    exit 2
+fi
+dest=$1
+python=${PYTHON:-python}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+packages=(mate-backgrounds lomiri-wallpapers-16.04)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"  # apt-get download runs as _apt where it can
+
+cd "$work"
+if ! apt-get download "${packages[@]}" >/dev/null 2>"$work/apt.log"; then
+    if grep -q "Unable to locate package" "$work/apt.log" && [[ $EUID -eq 0 ]]; then
+        apt-get update -qq
+        apt-get download "${packages[@]}" >/dev/null
+    else
+        cat "$work/apt.log" >&2
+        echo "error: cannot download ${packages[*]} (run 'apt-get update' as root first?)" >&2
+        exit 1
+    fi
+fi
+for package in "${packages[@]}"; do
+    deb=$(ls "$work"/"${package}"_*.deb)
+    mkdir -p "$work/tree/$package"
+    dpkg-deb -x "$deb" "$work/tree/$package"
+done
+cd - >/dev/null
+
+mkdir -p "$dest"
+"$python" "$here/photo_corpus.py" "$dest" "$work/tree"
