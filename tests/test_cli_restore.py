@@ -161,7 +161,7 @@ def test_reference_adds_psnr_and_ssim(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--prompt-from-caption"], "captioner"),
+        (["--prompt-from-caption", "--captioner", "blip"], "captioner"),
         (["--format", "gif"], "--format gif"),
         (["--sampler", "heun"], "--sampler heun"),
         (["--model", "/nonexistent/model"], "cannot load model"),

@@ -150,8 +150,10 @@ def plan_jobs(
     prompt_file: Path | None = None,
     reference_dir: Path | None = None,
     fmt: str | None = None,
+    prompt_from_caption: bool = False,
 ) -> list[Job]:
-    """Map inputs to outputs and prompts. Prompt precedence: prompt file, sidecar .txt, --prompt."""
+    """Map inputs to outputs and prompts. Prompt precedence: prompt file, sidecar .txt, then a
+    caption computed at restore time (``prompt_from_caption``), else --prompt."""
     input_path, output = input_path.resolve(), output.resolve()
     root, sources = _sources(input_path, output, files_from)
     table = load_prompt_file(prompt_file) if prompt_file else {}
@@ -167,6 +169,8 @@ def plan_jobs(
             text, origin = table[relative.as_posix()], "prompt-file"
         elif sidecar.is_file():
             text, origin = sidecar.read_text(encoding="utf-8").strip(), "sidecar"
+        elif prompt_from_caption:
+            text, origin = "", "caption"  # filled in by the captioner when the image is decoded
         elif prompt is not None:
             text, origin = prompt, "--prompt"
         else:
@@ -233,6 +237,7 @@ def _base_record(job: Job, model, options: RestoreOptions) -> dict:
         "prompt": job.prompt,
         "prompt_source": job.prompt_source,
         "caption": None,
+        "caption_source": None,
         "labels": None,
         "model": model.name,
         "model_hash": model.fingerprint,
@@ -258,9 +263,12 @@ def run_batch(
     on_start: Callable[[Job], None] | None = None,
     on_record: Callable[[dict], None] | None = None,
     stop: threading.Event | None = None,
+    captioner=None,
 ) -> Summary:
     """Restore every job not already complete; returns the summary. `stop` ends the batch
-    after the image in progress (its output and manifest record are still written)."""
+    after the image in progress (its output and manifest record are still written).
+    `captioner` (irestore.conditioning.captioners) writes the prompt of jobs whose prompt
+    source is "caption"."""
     stop = stop or threading.Event()
     summary = Summary()
     started = time.perf_counter()
@@ -288,7 +296,7 @@ def run_batch(
                 continue
             if on_start:
                 on_start(job)
-            restored.put(_restore_one(job, image, read_seconds, model, options, record))
+            restored.put(_restore_one(job, image, read_seconds, model, options, record, captioner))
         interrupted = stop.is_set()  # only an outside request sets it before this point
     finally:
         stop.set()  # let the reader finish if we leave early
@@ -319,16 +327,31 @@ def _read_all(jobs: list[Job], options: RestoreOptions, out: queue.Queue, stop: 
     out.put(_END)
 
 
-def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOptions, record: dict):
+def _caption(job: Job, pixels: torch.Tensor, captioner, record: dict) -> dict:
+    """The record with the caption as prompt, for jobs that take their prompt from a caption."""
+    if job.prompt_source != "caption":
+        return record
+    if captioner is None:
+        raise ValueError("this job's prompt comes from a caption, but no captioner was given")
+    caption = captioner.caption(pixels, job.source, job.relative.as_posix())
+    return record | {"prompt": caption.text, "caption": caption.text, "caption_source": caption.source, "labels": caption.labels}
+
+
+def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOptions, record: dict, captioner=None):
     device = getattr(model, "device", None)
     if device is not None and device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    pixels = image_to_tensor(image.rgb)
+    try:
+        record = _caption(job, pixels, captioner, record)
+    except Exception as error:  # one image without a caption must not end the batch
+        return job, None, None, {**record, "status": "failed", "error": f"captioning failed: {error}"}
     began = time.perf_counter()
     try:
         generator = torch.Generator().manual_seed(record["seed"])
         result = model.restore(
-            image_to_tensor(image.rgb),
-            prompt=job.prompt,
+            pixels,
+            prompt=record["prompt"],
             steps=options.steps,
             sampler=options.sampler,
             tile=options.tile,

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -25,6 +26,9 @@ from irestore.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
 from irestore.sde import MeanRevertingSDE
 from irestore.tiling import TiledDenoiser, auto_tile_size, available_memory
 from irestore.weights import file_sha256, resolve_weights
+
+if TYPE_CHECKING:
+    from irestore.conditioning.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +61,10 @@ class Restorer:
         device: str | torch.device = "auto",
         precision: str = "fp32",
         fingerprint: str = "",
+        classifier: Classifier | None = None,
     ):
-        if text_encoder.dim != info.text_dim or info.network.text_dim != info.text_dim:
-            raise ValueError(
-                f"model {info.name!r} was trained with text encoder {info.text_encoder!r} "
-                f"({info.text_dim}-d), but {text_encoder.name!r} gives {text_encoder.dim}-d embeddings"
-            )
+        _check_text_encoder(info, text_encoder)
+        _check_classifier(info, classifier)
         self.device = resolve_device(str(device))
         self.dtype = resolve_precision(precision, self.device)
         self.network = network.to(self.device).eval()
@@ -71,21 +73,28 @@ class Restorer:
         self.text_encoder = text_encoder
         self.name = info.name
         self.fingerprint = fingerprint
+        self.classifier = classifier  # gives the degradation embedding when the caller passes none
         self.description = f"{info.name}: text-conditioned IR-SDE restorer ({info.text_encoder} prompts)"
 
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | Path, device: str = "auto", precision: str = "fp32", text_encoder: TextEncoder | None = None
     ) -> Restorer:
-        """Load a checkpoint folder or .safetensors file (or a registered model name)."""
+        """Load a checkpoint folder or .safetensors file (or a registered model name), with the
+        text encoder and, when the checkpoint names one, the degradation classifier it was trained with."""
         path = Path(name_or_path)
         if not path.exists():
             path = resolve_weights(str(name_or_path))
         network, info = load_checkpoint(path)
         if text_encoder is None:
             text_encoder = create_text_encoder(info.text_encoder)
+        classifier = None
+        if info.classifier and info.network.degradation_dim > 0:
+            from irestore.conditioning.classifier import classifier_from_name
+
+            classifier = classifier_from_name(info.classifier, resolve_device(device))
         fingerprint = file_sha256(weights_file(path))[:16]
-        return cls(network, info, text_encoder, device, precision, fingerprint)
+        return cls(network, info, text_encoder, device, precision, fingerprint, classifier)
 
     def conditioning(self, prompt: str | None, degradation: Tensor | None = None) -> Conditioning:
         """Encode the prompt (cached) and attach the degradation embedding (zeros when absent)."""
@@ -128,6 +137,8 @@ class Restorer:
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"expected a 1x3xHxW image tensor, got shape {tuple(image.shape)}")
         sampler, steps = self.sampler_settings(sampler, steps)
+        if degradation is None and self.classifier is not None:
+            degradation = self.classifier.classify(image).embedding
         cond = self.conditioning(prompt, degradation)
         lq = image.to(self.device, torch.float32)
         seed_state = generator.get_state() if generator is not None else None
@@ -160,6 +171,24 @@ class Restorer:
             return out.float()
 
         return predict
+
+
+def _check_text_encoder(info: CheckpointInfo, text_encoder: TextEncoder) -> None:
+    """The prompts must be encoded as in training: same encoder name and dimension."""
+    if text_encoder.name != info.text_encoder or text_encoder.dim != info.text_dim or info.network.text_dim != info.text_dim:
+        raise ValueError(
+            f"model {info.name!r} was trained with text encoder {info.text_encoder!r} ({info.text_dim}-d), "
+            f"but was given {text_encoder.name!r} ({text_encoder.dim}-d); pass the encoder named in the "
+            f"checkpoint, or none to build it from the checkpoint"
+        )
+
+
+def _check_classifier(info: CheckpointInfo, classifier: Classifier | None) -> None:
+    if classifier is not None and classifier.embedding_dim != info.network.degradation_dim:
+        raise ValueError(
+            f"model {info.name!r} takes a {info.network.degradation_dim}-d degradation embedding, but classifier "
+            f"{classifier.name!r} gives {classifier.embedding_dim}-d"
+        )
 
 
 # Until the shipped diffusion models land, the default is the best real pretrained model

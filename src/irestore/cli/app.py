@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from irestore import __version__
-from irestore.cli import data, restore
+from irestore.cli import caption, classify, data, models, restore
 
 app = typer.Typer(
     name="irestore",
@@ -18,8 +18,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-app.command("restore", no_args_is_help=True)(restore.restore)
-data.register(app)
+for _module in (restore, classify, caption, models, data):
+    _module.register(app)
 
 
 def _version(value: bool) -> None:

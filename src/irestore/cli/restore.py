@@ -44,7 +44,8 @@ def restore(
     model: Annotated[str, typer.Option(help="Model name or checkpoint path.")] = DEFAULT_MODEL,
     prompt: Annotated[str | None, typer.Option(help="Text prompt for every image.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
-    prompt_from_caption: Annotated[bool, typer.Option(help="Caption each image and use the caption as prompt.")] = False,
+    prompt_from_caption: Annotated[bool, typer.Option(help="Caption each image (without a prompt-file row or sidecar) and use the caption as prompt.")] = False,
+    captioner: Annotated[str, typer.Option(help="Captioner for --prompt-from-caption: degradation, coca or file.")] = "degradation",
     files_from: Annotated[Path | None, typer.Option(help="Text file listing inputs (relative to INPUT), one per line.")] = None,
     steps: Annotated[int | None, typer.Option(min=1, max=1000, help="Sampler steps (default: the model's).")] = None,
     sampler: Annotated[str | None, typer.Option(help=f"One of {', '.join(SAMPLERS)} (default: the model's).")] = None,
@@ -63,15 +64,15 @@ def restore(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout; logs on stderr.")] = False,
 ) -> None:
     """Restore an image or a folder of images. Exit code: 0 all done, 1 some failed, 2 usage error, 130 interrupted."""
-    if prompt_from_caption:
-        _fail_usage("--prompt-from-caption needs a captioner, which this version does not ship yet; use --prompt, --prompt-file or sidecar .txt prompts")
+    if prompt_from_caption and prompt is not None:
+        _fail_usage("--prompt and --prompt-from-caption exclude each other: choose one")
     fmt = FORMATS.get(format.upper()) if format else None
     if format and fmt is None:
         _fail_usage(f"--format {format}: choose one of {', '.join(FORMATS)}")
     if sampler and sampler not in SAMPLERS:
         _fail_usage(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
     try:
-        jobs = plan_jobs(input, output, files_from=files_from, prompt=prompt, prompt_file=prompt_file, reference_dir=reference, fmt=fmt)
+        jobs = plan_jobs(input, output, files_from=files_from, prompt=prompt, prompt_file=prompt_file, reference_dir=reference, fmt=fmt, prompt_from_caption=prompt_from_caption)
     except (UsageError, OSError) as error:
         _fail_usage(str(error))
     if not jobs:
@@ -81,8 +82,10 @@ def restore(
         _print_plan(jobs, json_output)
         return
     options = RestoreOptions(steps, sampler, "auto" if tile is None else (tile or None), tile_overlap, batch_size, seed, fmt, jpeg_quality, max_pixels, overwrite)
+    needs_caption = any(job.prompt_source == "caption" for job in jobs)
+    caption_model = _load_captioner(captioner, device) if needs_caption else None
     restorer = _load(model, device, precision)
-    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output)
+    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model)
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
 
@@ -98,6 +101,19 @@ def _load(model: str, device: str, precision: str):
     return restorer
 
 
+def _load_captioner(name: str, device: str):
+    from irestore.conditioning.captioners import create_captioner
+    from irestore.devices import resolve_device
+
+    try:
+        options = {} if name == "file" else {"device": str(resolve_device(device))}
+        captioner = create_captioner(name, **options)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        _fail_usage(f"cannot load captioner {name!r}: {error}")
+    err.print(f"captioner: {captioner.name}")
+    return captioner
+
+
 def _print_plan(jobs, as_json: bool) -> None:
     for job in jobs:
         if as_json:
@@ -107,7 +123,7 @@ def _print_plan(jobs, as_json: bool) -> None:
     err.print(f"{len(jobs)} image(s) would be restored (existing complete outputs are skipped)")
 
 
-def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool) -> Summary:
+def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool, captioner=None) -> Summary:
     stop = threading.Event()
 
     def interrupt(signum, frame):
@@ -138,7 +154,7 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
                     sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                     sys.stdout.flush()
 
-            return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop)
+            return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop, captioner=captioner)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -159,3 +175,7 @@ def _print_summary(summary: Summary) -> None:
         err.print(f"[red]failed[/red] {path}: {error}")
     if summary.interrupted:
         err.print("[yellow]interrupted: rerun the same command to continue[/yellow]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("restore", no_args_is_help=True)(restore)

@@ -88,10 +88,61 @@ class MiniLMTextEncoder(TextEncoder):
         return TextEmbedding(hidden, mask, pooled)
 
 
-TEXT_ENCODERS: dict[str, Callable[[], TextEncoder]] = {"minilm": MiniLMTextEncoder}
+class ClipTextEncoder(TextEncoder):
+    """The text tower of an open_clip CLIP model (any spec: ``ARCH:TAG``, ``ARCH:FILE``, a folder,
+    or an alias; default ``clip-b32``). The image tower is dropped after loading.
+
+    ``name`` is the registry string that recreates the encoder (``clip`` or ``clip:SPEC``).
+    Tokens are the final-layer token states through the text projection (the same space as
+    the pooled embedding), up to and including the end token; pooled is the normalised
+    CLIP text embedding.
+    """
+
+    family = "clip"
+
+    def __init__(self, spec: str | None = None, device: str | torch.device = "cpu", cache_size: int = 1024):
+        super().__init__(cache_size)
+        from irestore.conditioning.open_clip_models import DEFAULT_CLIP, load_open_clip
+
+        self.clip = load_open_clip(spec or DEFAULT_CLIP, device)
+        self.clip.model.visual = None  # only the text tower stays in memory
+        self.name = f"{self.family}:{spec}" if spec else self.family
+        self.tower = getattr(self.clip.model, "text", self.clip.model)  # CustomTextCLIP/CoCa keep it apart
+        self.dim = int(self._encode_one("").pooled.shape[-1])
+
+    def _project(self, states: Tensor) -> Tensor:
+        projection = self.tower.text_projection
+        if projection is None:
+            return states
+        return projection(states) if isinstance(projection, torch.nn.Module) else states @ projection
+
+    @torch.inference_mode()
+    def _encode_one(self, prompt: str) -> TextEmbedding:
+        ids = self.clip.tokenize([prompt])
+        captured: list[Tensor] = []
+        hook = self.tower.ln_final.register_forward_hook(lambda module, args, out: captured.append(out))
+        try:
+            pooled = self.clip.model.encode_text(ids).float()
+        finally:
+            hook.remove()
+        states = captured[0] if captured and captured[0].ndim == 3 else None
+        length = int((ids[0] != 0).sum())  # start, words and end token; 0 pads
+        tokens = self._project(states[:, :length]).float() if states is not None else pooled[:, None]
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool)
+        return TextEmbedding(tokens.cpu(), mask, torch.nn.functional.normalize(pooled, dim=-1).cpu())
+
+
+# family -> factory; ``family:argument`` passes the argument (a CLIP spec, a MiniLM folder)
+TEXT_ENCODERS: dict[str, Callable[..., TextEncoder]] = {"minilm": MiniLMTextEncoder, "clip": ClipTextEncoder}
+
+
+def list_text_encoders() -> list[str]:
+    return sorted(TEXT_ENCODERS)
 
 
 def create_text_encoder(name: str) -> TextEncoder:
-    if name not in TEXT_ENCODERS:
-        raise KeyError(f"unknown text encoder {name!r}; registered: {', '.join(sorted(TEXT_ENCODERS))}")
-    return TEXT_ENCODERS[name]()
+    """``minilm``, ``clip`` or ``clip:SPEC`` (see :class:`ClipTextEncoder`)."""
+    family, _, argument = name.partition(":")
+    if family not in TEXT_ENCODERS:
+        raise KeyError(f"unknown text encoder {name!r}; registered: {', '.join(list_text_encoders())}")
+    return TEXT_ENCODERS[family](argument) if argument else TEXT_ENCODERS[family]()

@@ -1,0 +1,46 @@
+"""Small DegNet checkpoints written through the production save path, for tests.
+
+`random_checkpoint` has random weights everywhere. `scripted_checkpoint` zeroes the label and
+severity heads' weights and sets their biases, so that every image gets the chosen
+probabilities and severities: tests then know the expected labels, severities and captions
+without running the code under test (the embedding still depends on the image).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from irestore.conditioning.classifier import ClassifierInfo, save_classifier
+from irestore.labels import LABELS
+from irestore.models.degnet import DegNet, DegNetConfig
+
+SMALL = DegNetConfig(channels=(8, 16, 16, 24), blocks=(1, 1, 1, 1), embed_dim=16)
+
+
+def random_network(seed: int = 0, config: DegNetConfig = SMALL) -> DegNet:
+    torch.manual_seed(seed)
+    return DegNet(config).eval()
+
+
+def random_checkpoint(folder: Path, seed: int = 0, config: DegNetConfig = SMALL) -> tuple[Path, DegNet]:
+    network = random_network(seed, config)
+    return save_classifier(folder, network, ClassifierInfo(network=config, name=f"random-{seed}")), network
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def scripted_checkpoint(folder: Path, probabilities: dict[str, float], severities: dict[str, float]) -> Path:
+    """Every label absent (p = 0.01) except those given; severities 0.5 except those given."""
+    network = random_network(1)
+    with torch.no_grad():
+        network.label_head.weight.zero_()
+        network.severity_head.weight.zero_()
+        for i, label in enumerate(LABELS):
+            network.label_head.bias[i] = _logit(probabilities.get(label, 0.01))
+            network.severity_head.bias[i] = _logit(severities.get(label, 0.5))
+    return save_classifier(folder, network, ClassifierInfo(network=SMALL, name="scripted"))
