@@ -1,0 +1,184 @@
+"""Training speed: optimiser steps/s and samples/s of the real training step on this machine.
+
+    python benchmarks/train_speed.py [--device cpu] [--models erunet-small,erunet-paper,degnet]
+        [--crops 128,256] [--batches 4,8] [--steps 5] [--max-seconds 60] [--precision auto]
+        [--threads N] [--dataset folder:DIR --workers 0,2] [--json FILE]
+
+Each row times `Trainer.train_step` (forward, IR-SDE ML loss or classifier loss, backward,
+gradient clipping, AdamW, LR schedule, EMA update) on in-memory random batches, after
+untimed warm-up steps that also fill the prompt cache; so the numbers are compute only.
+The median step time is reported (robust to other load on a shared machine).
+A row stops early after --max-seconds (at least 2 timed steps). With --dataset, a second
+table gives the data pipeline's samples/s (real files, crops, synthetic degradations) per
+worker count, to compare with what the model consumes.
+Prints numbers only: no assertions, no thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+PROMPTS = ["remove the noise", "this photo has heavy rain", "dehaze the picture", "sharpen the motion-blurred photo",
+           "brighten the dark image", "remove JPEG artifacts", "", "restore this photo"]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+def synthetic_batch(batch: int, crop: int, step: int) -> dict:
+    g = torch.Generator().manual_seed(step)
+    gt = torch.rand(batch, 3, crop, crop, generator=g)
+    labels = (torch.rand(batch, 9, generator=g) < 0.3).float()
+    return {
+        "gt": gt, "lq": (gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1),
+        "prompt": [PROMPTS[(step + i) % len(PROMPTS)] for i in range(batch)],
+        "labels": labels, "severity": torch.rand(batch, 9, generator=g) * labels, "severity_mask": labels,
+    }
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_training(model: str, crop: int, batch: int, args, text_encoder) -> dict:
+    from irestore.training import build_config
+    from irestore.training.distributed import DistInfo
+    from irestore.training.loop import Trainer, training_dtype
+    from irestore.training.tasks import create_task, to_device
+
+    device = torch.device(args.device)
+    task = "classifier" if model.startswith("degnet") else "restorer"
+    with tempfile.TemporaryDirectory() as out:
+        config = build_config({"dataset": "synthetic", "out": out, "task": task, "model": model, "crop": crop,
+                               "batch_size": batch, "precision": args.precision, "device": args.device, "warmup_steps": 0,
+                               "channels_last": args.channels_last})
+        dtype = training_dtype(config.precision, device)
+        torch.manual_seed(0)
+        trainer = Trainer(config, create_task(config, device, dtype, text_encoder if task == "restorer" else None), DistInfo(), device, dtype)
+        batches = [to_device(synthetic_batch(batch, crop, s), device, trainer.channels_last) for s in range(4)]
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for s in range(args.warmup):
+            trainer.train_step([batches[s % len(batches)]])
+        synchronize(device)
+        start, times = time.perf_counter(), []
+        while len(times) < args.steps and (len(times) < 2 or time.perf_counter() - start < args.max_seconds):
+            begin = time.perf_counter()
+            trainer.train_step([batches[len(times) % len(batches)]])
+            synchronize(device)
+            times.append(time.perf_counter() - begin)
+        seconds = statistics.median(times)  # robust to other load on a shared machine
+    params = sum(p.numel() for p in trainer.network.parameters())
+    return {
+        "device": device_name(device), "model": model, "params_m": params / 1e6, "crop": crop, "batch": batch,
+        "precision": str(dtype).split(".")[-1], "channels_last": trainer.channels_last, "steps": len(times),
+        "s_per_step": seconds, "steps_per_s": 1 / seconds, "samples_per_s": batch / seconds,
+        "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
+    }
+
+
+def time_data(dataset: str, crop: int, batch: int, workers: int, seconds_budget: float, degradations: str | None) -> dict:
+    from irestore.data import build_dataset
+    from irestore.training.data import BatchStream
+    from irestore.training.distributed import DistInfo
+
+    train_set = build_dataset(dataset, split="train", crop=crop, degradations=degradations, seed=0)
+    stream = BatchStream(train_set, DistInfo(), batch, workers, seed=0, pin_memory=False)
+    stream.next()  # start the workers
+    start, samples = time.perf_counter(), 0
+    while samples < 8 * batch or time.perf_counter() - start < min(seconds_budget, 10):
+        samples += len(stream.next()["key"])
+        if time.perf_counter() - start > seconds_budget:
+            break
+    seconds = time.perf_counter() - start
+    return {"dataset": dataset, "degradations": train_set.degradations, "crop": crop, "batch": batch, "workers": workers,
+            "samples_per_s": samples / seconds}
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """A Markdown table (pastes into the README as it is)."""
+    cells = [[title for _, title, _ in columns]]
+    cells += [["-" if row.get(key) is None else format(row[key], fmt) for key, _, fmt in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for n, line in enumerate(cells):
+        print("| " + " | ".join(cell.rjust(width) for cell, width in zip(line, widths)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (width + 1) + ":" for width in widths) + "|")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", default="erunet-small,erunet-paper,degnet")
+    parser.add_argument("--crops", default="128,256")
+    parser.add_argument("--batches", default="4,8")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per row (fewer if --max-seconds runs out)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels_last memory format (default: on CUDA only, as in training)")
+    parser.add_argument("--dataset", default=None, help="also time the data pipeline on this dataset spec")
+    parser.add_argument("--degradations", default=None)
+    parser.add_argument("--workers", default="0,2")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    from irestore.conditioning.text import create_text_encoder
+
+    models = [m for m in args.models.split(",") if m]
+    text_encoder = create_text_encoder("minilm") if any(m.startswith("erunet") for m in models) else None
+    print(f"# irestore train step speed, torch {torch.__version__}, {device_name(torch.device(args.device))}", flush=True)
+    rows = []
+    for model in models:
+        for crop in map(int, args.crops.split(",")):
+            for batch in map(int, args.batches.split(",")):
+                rows.append(time_training(model, crop, batch, args, text_encoder))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    if rows:
+        print_table(rows, [("model", "model", "s"), ("params_m", "params (M)", ".2f"), ("crop", "crop", "d"), ("batch", "batch", "d"),
+                           ("precision", "precision", "s"), ("channels_last", "ch-last", ""), ("steps", "timed steps", "d"),
+                           ("s_per_step", "s/step", ".3f"), ("steps_per_s", "steps/s", ".2f"), ("samples_per_s", "samples/s", ".1f"),
+                           ("peak_gb", "peak GB", ".2f")])
+    data_rows = []
+    if args.dataset:
+        print(f"\n# data pipeline: {args.dataset}, degradations {args.degradations or 'the layout default'}")
+        for workers in map(int, args.workers.split(",")):
+            for crop in map(int, args.crops.split(",")):
+                data_rows.append(time_data(args.dataset, crop, 8, workers, args.max_seconds, args.degradations))
+        print_table(data_rows, [("crop", "crop", "d"), ("batch", "batch", "d"), ("workers", "workers", "d"),
+                                ("samples_per_s", "samples/s", ".1f")])
+    if args.json:
+        args.json.write_text(json.dumps({"train_step": rows, "data": data_rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
