@@ -21,7 +21,7 @@ KEYWORDS = {
     "jpeg": r"jpeg|compress|block",
     "lowres": r"resolution|downsampl",
 }
-OPS = [name for name in D.DEGRADATIONS]
+OPS = [name for name in D.DEGRADATIONS if name != "clean"]
 
 
 def _photo(fn, size=128) -> np.ndarray:
@@ -66,6 +66,19 @@ def test_shape_dtype_range_quantised_json(name, coffee):
     assert d.params["severity"] in D.SEVERITIES
     json.dumps(d.params)
     assert not np.array_equal(d.image, D.quantize(coffee))
+
+
+def test_clean_is_the_quantised_image_labelled_clean(coffee):
+    descriptions = set()
+    for seed in range(8):
+        d = D.degrade(coffee, "clean", rng(seed))
+        assert np.array_equal(d.image, D.quantize(coffee)) and d.params["type"] == "clean"
+        assert re.search(r"clean|no degradation|unchanged", d.description)
+        descriptions.add(d.description)
+    assert len(descriptions) >= 3
+    # a spec can mix clean photos into a training set
+    kinds = {D.degrade(coffee, "clean,noise:10", rng(seed)).params["type"] for seed in range(20)}
+    assert kinds == {"clean", "noise"}
 
 
 def test_uint8_input_and_bad_shape(astronaut):

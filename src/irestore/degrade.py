@@ -12,6 +12,7 @@ Parameter ranges (severity bands, inclusive; the full range is their union):
 =============  ===========  ==================  =====================  ================
 degradation    parameter    light               moderate               heavy
 =============  ===========  ==================  =====================  ================
+clean          (none)       the image itself, quantised to 8 bits
 noise          sigma        0-20                20-40                  40-75 (0-255 units)
 motion         size         5-11                12-21                  22-35 px (odd)
 defocus        radius       1-2.5               2.5-5                  5-8 px
@@ -567,7 +568,17 @@ def mix(image, rng, *, kinds: Sequence[str] | None = None, severity=None) -> Deg
     return Degraded(out, params, describe(params, rng))
 
 
+# --------------------------------------------------------------------------- no degradation
+
+
+def clean(image, rng, *, severity=None) -> Degraded:
+    """No degradation (the image as saved in 8 bits): the ``clean`` class of the classifier and
+    the identity examples that keep a blind restorer from altering clean photos."""
+    return _result(_as_image(image), {"type": "clean", "severity": "light"}, rng)
+
+
 DEGRADATIONS: dict[str, Callable[..., Degraded]] = {
+    "clean": clean,
     "noise": noise,
     "blur": blur,
     "motion": motion,
@@ -669,9 +680,19 @@ def _phrase(params: dict, rng: np.random.Generator) -> str:
     return noun if kind == "lowres" else f"{_pick(rng, _ADJ[params['severity']])} {noun}"
 
 
+_CLEAN_SENTENCES = (
+    "this photo is already clean",
+    "a clean photo with no degradation",
+    "keep this sharp, clean picture as it is",
+    "no degradation: leave the image unchanged",
+)
+
+
 def describe(params: dict, rng: np.random.Generator) -> str:
     """A randomly phrased description naming the degradation(s) and severity."""
     kind = params["type"]
+    if kind == "clean":
+        return _pick(rng, _CLEAN_SENTENCES)
     if kind == "mix":
         a, b = (_phrase(p, rng) for p in params["steps"])
         return _pick(rng, _MIX_TEMPLATES).format(a=a, b=b)
