@@ -158,6 +158,9 @@ def build_datasets(config: TrainConfig, info: DistInfo) -> tuple[Dataset, Datase
     if split == "train" and val_spec == config.dataset and info.is_main:
         log.warning("%s has no validation or test split: validating on (unaugmented) training images", val_spec)
     val_set = build_dataset(val_spec, split=split, crop=config.val_crop, augment=False, **common)
+    if val_set.degradations and len(val_set) < config.val_samples:
+        # few held-out photos: give each several (fixed) synthetic degradations
+        val_set = build_dataset(val_spec, split=split, crop=config.val_crop, augment=False, length=config.val_samples, **common)
     return train_set, val_set
 
 
