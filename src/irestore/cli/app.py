@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from irestore import __version__
-from irestore.cli import caption, classify, data, models, restore, train
+from irestore.cli import benchmark, caption, classify, data, models, restore, train
 
 app = typer.Typer(
     name="irestore",
@@ -18,7 +18,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-for _module in (restore, classify, caption, models, train, data):
+for _module in (restore, classify, caption, models, train, benchmark, data):
     _module.register(app)
 
 
