@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from irestore.devices import cpu_model
+
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     sizes = []
@@ -34,16 +35,6 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
         width, height = (int(v) for v in item.lower().split("x"))
         sizes.append((height, width))
     return sizes
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def median_seconds(run, repeats: int) -> tuple[float, float]:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from irestore.devices import cpu_model
+
 PROMPT = "remove the rain"
 SEED = 0
 
@@ -36,16 +38,6 @@ SEED = 0
 def parse_size(text: str) -> tuple[int, int]:
     width, height = (int(v) for v in text.lower().split("x"))
     return height, width
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def peak_rss_mb() -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,18 +26,10 @@ from pathlib import Path
 
 import torch
 
+from irestore.devices import cpu_model
+
 PROMPTS = ["remove the noise", "this photo has heavy rain", "dehaze the picture", "sharpen the motion-blurred photo",
            "brighten the dark image", "remove JPEG artifacts", "", "restore this photo"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def device_name(device: torch.device) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import platform
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -40,3 +42,14 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         warnings.warn(f"{precision} is not supported on {device.type}; using fp32", stacklevel=2)
         return torch.float32
     return dtype
+
+
+def cpu_model() -> str:
+    """The CPU's model name, for benchmark reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
