@@ -19,7 +19,7 @@ from iqa_standins import write_standins
 from irestore import degrade
 from irestore.baselines import METHODS, Degradation, MethodInfo, PeerMethod, create_method, list_methods
 from irestore.benchmark import BenchmarkConfig, BenchmarkError, run_benchmark
-from irestore.cli import benchmark as benchmark_cli
+from irestore.cli.app import app
 from irestore.io import Image, read_image, write_image
 from irestore.report import REPORT_FILES, write_reports
 
@@ -295,14 +295,7 @@ def tiny_checkpoint(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "tiny", net, info)
 
 
-def _app():
-    app = typer.Typer()
-    benchmark_cli.register(app)
-
-    @app.callback()
-    def main():
-        pass
-
+def _app() -> typer.Typer:
     return app
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import open_clip_tiny
 from classifier_checkpoints import scripted_checkpoint
-from irestore.cli import caption as caption_cli
+from irestore.cli.app import app
 from irestore.conditioning.captioners import (
     CaptionError,
     FileCaptioner,
@@ -248,13 +248,6 @@ def test_restorer_checks_the_encoder_name_not_only_its_width(tmp_path, minilm):
 # -- `irestore caption` -----------------------------------------------------------------------------
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    caption_cli.register(app)
-
-    @app.callback()
-    def main() -> None:
-        """Test app with the caption command only."""
-
     return app
 
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import open_clip_tiny
 from classifier_checkpoints import random_checkpoint, scripted_checkpoint
-from irestore.cli import classify as classify_cli
+from irestore.cli.app import app
 from irestore.conditioning.classifier import (
     Classification,
     DegradationClassifier,
@@ -308,13 +308,6 @@ def test_restorer_refuses_a_classifier_of_the_wrong_width(tmp_path, minilm):
 # -- the CLI --------------------------------------------------------------------------------------
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    classify_cli.register(app)
-
-    @app.callback()
-    def main() -> None:
-        """Test app with the classify command only."""
-
     return app
 
 

@@ -13,12 +13,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from torch.utils.data import DataLoader
 from typer.testing import CliRunner
 
-from irestore.cli.data import register
 from irestore.data import LAYOUTS, DatasetError, build_dataset, find_pairs, list_layouts, verify_layout
 from irestore.degrade import gaussian_blur
 from irestore.io import ImageError
@@ -459,9 +457,8 @@ def test_verify_complete_dataset_and_cli(tmp_path):
     report = verify_layout("cbsd68", tmp_path)
     assert report.complete and report.splits[0].found == 68
 
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    register(app)
+    from irestore.cli.app import app
+
     runner = CliRunner()
     ok = runner.invoke(app, ["data", "verify", "cbsd68", "--root", str(tmp_path), "--json"])
     assert ok.exit_code == 0, ok.output

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import open_clip_tiny
 from classifier_checkpoints import random_checkpoint
 from irestore import weights
-from irestore.cli import models as models_cli
+from irestore.cli.app import app
 from irestore.conditioning.open_clip_models import load_open_clip, save_open_clip_weights
 
 runner = CliRunner()
@@ -36,13 +36,6 @@ def isolated(monkeypatch, tmp_path):
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    models_cli.register(app)
-
-    @app.callback()
-    def main() -> None:
-        """Test app with the models commands only."""
-
     return app
 
 
@@ -190,12 +183,7 @@ def test_download_from_a_declared_url_records_a_checksum(tmp_path, monkeypatch):
 def test_offline_flag_forbids_the_download_that_the_environment_would_allow(tmp_path, monkeypatch, tiny_tag):
     from PIL import Image as PILImage
 
-    from irestore.cli import classify as classify_cli
-
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    app = typer.Typer()
-    classify_cli.register(app)
-    app.callback()(lambda: None)
     PILImage.new("RGB", (40, 40)).save(tmp_path / "a.png")
     result = runner.invoke(app, ["classify", str(tmp_path / "a.png"), "--backend", "clip", "--model", tiny_tag[0], "--offline"])
     assert result.exit_code == 2  # and no connection was attempted (the socket guard would have failed the test)

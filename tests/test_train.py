@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from irestore.checkpoint import load_checkpoint, read_info
-from irestore.cli.train import register
+from irestore.cli.app import app
 from irestore.conditioning.classifier import load_classifier
 from irestore.io import image_to_tensor
 from irestore.pipeline import Restorer
@@ -36,19 +36,7 @@ TEXT_DIM = 384  # MiniLM; erunet-tiny's own text_dim (32) is replaced by the enc
 
 
 def _cli() -> typer.Typer:
-    app = typer.Typer()
-    app.callback()(lambda: None)  # keep `train` a named subcommand, as in the real app
-    register(app)
     return app
-
-
-def _wired() -> bool:
-    from irestore.cli.app import app
-
-    return any(command.name == "train" for command in app.registered_commands)
-
-
-needs_wired_cli = pytest.mark.skipif(not _wired(), reason="`train` is not registered in irestore.cli.app yet")
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +232,6 @@ def _run_killing_the_group(command: list[str], timeout: float) -> subprocess.Com
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-@needs_wired_cli
 def test_torchrun_two_gloo_processes_train_and_rank_0_alone_writes(photos, tmp_path):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -262,7 +249,6 @@ def test_torchrun_two_gloo_processes_train_and_rank_0_alone_writes(photos, tmp_p
     assert read_info(out / "last").training["step"] == 3
 
 
-@needs_wired_cli
 def test_ctrl_c_saves_last_and_exits_130(photos, tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "irestore", "train", "--dataset", f"folder:{photos}", "--out", str(out), "--model", "erunet-tiny",
