@@ -171,3 +171,34 @@ def test_two_step_posterior_golden_slice():
     # the same slice written out, so a change in sampling or noise order cannot go unnoticed
     golden = np.array([0.05621189, -0.31497476, 0.00386506, -0.70168798])
     np.testing.assert_allclose(out[0, 0, 0].numpy(), golden, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler,steps", [("posterior", 1), ("posterior", 4), ("ddim", 3), ("euler", 100)])
+def test_an_x0_network_that_knows_the_clean_image_is_sampled_back_to_it(sampler, steps):
+    x0, mu = (v.float() for v in _images())
+    sde = MeanRevertingSDE()
+    seen_times = []
+
+    def predict_x0(x, mu_, t, cond):
+        seen_times.append(int(t[0]))
+        return x0 - mu_  # the network outputs the correction to the degraded image
+
+    out = sample(predict_x0, mu, sde, _no_cond(), steps, torch.Generator().manual_seed(3), sampler=sampler, prediction="x0")
+    assert len(seen_times) == steps and seen_times[0] == sde.T
+    assert (out - x0).abs().max().item() < (0.03 if sampler == "euler" else 1e-4)
+
+
+def test_noise_from_x0_inverts_x0_from_noise():
+    sde = MeanRevertingSDE()
+    x0, mu = (v.float() for v in _images(4, (2, 3, 8, 8)))
+    t = torch.tensor([3, 80])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    xt = sde.forward_sample(x0, mu, t, noise)
+    assert torch.allclose(sde.noise_from_x0(xt, mu, x0, t), noise, atol=1e-3)
+    assert torch.allclose(sde.x0_from_noise(xt, mu, sde.noise_from_x0(xt, mu, x0, t), t), x0, atol=1e-5)
+
+
+def test_unknown_prediction_is_refused():
+    x0, mu = (v.float() for v in _images())
+    with pytest.raises(ValueError, match="unknown prediction 'v'"):
+        sample(lambda x, m, t, c: x, mu, MeanRevertingSDE(), _no_cond(), 2, prediction="v")

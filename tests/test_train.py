@@ -106,6 +106,21 @@ def test_training_checkpoint_restores_an_image(smoke_run, photos, minilm):
     assert float((restored - noisy).abs().mean()) > 1e-3  # the network did change the image
 
 
+def test_x0_prediction_run_lowers_the_loss_and_its_checkpoint_samples_in_few_steps(photos, tmp_path, minilm):
+    config = build_config(_settings(photos, tmp_path / "x0", prediction="x0", max_steps=40, val_every=40, ema=0.9, val_steps=1))
+    result = train(config, text_encoder=minilm)
+    task = create_task(config, torch.device("cpu"), torch.float32, minilm)
+    batch = task.collate(fixed_subset(build_datasets(config, DistInfo())[0], 16))
+    trained, info = load_checkpoint(config.run_dir / "last")
+    assert info.prediction == "x0" and info.default_steps == 1
+    assert _fixed_loss(task, trained, batch) < 0.85 * _fixed_loss(task, task.network, batch)
+    # one posterior step of an x̂_0 network is its clean-image estimate: it must beat the noisy input
+    val = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines() if '"val"' in line][-1]
+    assert val["psnr"] > val["input_psnr"] + 1, val
+    restorer = Restorer.from_pretrained(config.run_dir / "best", device="cpu", text_encoder=minilm)
+    assert restorer.info.prediction == "x0"
+
+
 def test_resume_after_2_steps_equals_an_uninterrupted_4_step_run(photos, tmp_path, minilm):
     # workers and accumulation on, an epoch boundary inside the run: 12 samples = 3 batches per epoch
     common = {"epoch_length": 12, "accumulate": 2, "workers": 1, "val_every": 3, "warmup_steps": 1}

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from irestore import __version__
 from irestore.io import atomic_path, atomic_write_text
 from irestore.models.erunet import ERUNet, ERUNetConfig
+from irestore.sampling import check_prediction
 from irestore.sde import SDEConfig
 
 FORMAT = "irestore-restorer"
@@ -43,6 +44,7 @@ class CheckpointInfo:
     name: str = "unnamed"
     default_sampler: str = "posterior"
     default_steps: int = 10
+    prediction: str = "noise"  # what the network outputs: "noise" (ε) or "x0" (see sampling.PREDICTIONS)
     training: dict = field(default_factory=dict)
     irestore_version: str = __version__
 
@@ -57,6 +59,7 @@ class CheckpointInfo:
             "text_encoder": {"name": self.text_encoder, "dim": self.text_dim},
             "classifier": self.classifier,
             "defaults": {"sampler": self.default_sampler, "steps": self.default_steps},
+            "prediction": self.prediction,
             "training": self.training,
         }
 
@@ -79,6 +82,7 @@ class CheckpointInfo:
                 name=data.get("name", "unnamed"),
                 default_sampler=data.get("defaults", {}).get("sampler", "posterior"),
                 default_steps=int(data.get("defaults", {}).get("steps", 10)),
+                prediction=check_prediction(data.get("prediction", "noise")),
                 training=data.get("training", {}),
                 irestore_version=data.get("irestore_version", "unknown"),
             )

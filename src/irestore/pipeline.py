@@ -144,7 +144,7 @@ class Restorer:
         seed_state = generator.get_state() if generator is not None else None
         denoiser = TiledDenoiser(self._predictor(self.dtype), self.choose_tile(lq, tile, tile_batch), tile_overlap, tile_batch)
         try:
-            out = sample(denoiser, lq, self.sde, cond, steps, generator, callback, sampler)
+            out = sample(denoiser, lq, self.sde, cond, steps, generator, callback, sampler, self.info.prediction)
         except NonFiniteOutputError:
             if self.dtype == torch.float32:
                 raise
@@ -152,7 +152,7 @@ class Restorer:
             if generator is not None:
                 generator.set_state(seed_state)  # same noise as the failed attempt
             denoiser.network = self._predictor(torch.float32)
-            out = sample(denoiser, lq, self.sde, cond, steps, generator, callback, sampler)
+            out = sample(denoiser, lq, self.sde, cond, steps, generator, callback, sampler, self.info.prediction)
         return out.clamp(0, 1).cpu()
 
     def _predictor(self, dtype: torch.dtype) -> Callable[[Tensor, Tensor, Tensor, Conditioning], Tensor]:

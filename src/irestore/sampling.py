@@ -102,6 +102,32 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "ddim": sample_ddim,
 }
 DEFAULT_STEPS = {"euler": 100, "posterior": 10, "ddim": 10}
+# What the network outputs: the noise ε of x_t (IR-SDE's parameterisation), or the clean image
+# x̂_0 as a correction to the degraded image μ (x̂_0 = μ + output), which a briefly trained model
+# predicts far better at large t, so few-step sampling works.
+PREDICTIONS = ("noise", "x0")
+
+
+def x0_from_output(output: Tensor, mu: Tensor) -> Tensor:
+    """An "x0" network's clean-image estimate: its output is the residual on μ."""
+    return mu + output
+
+
+def check_prediction(prediction: str) -> str:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"unknown prediction {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+    return prediction
+
+
+def as_noise_predictor(model: NoisePredictor, sde: MeanRevertingSDE, prediction: str) -> NoisePredictor:
+    """The samplers work on predicted noise; an x̂_0 network is converted exactly."""
+    if check_prediction(prediction) == "noise":
+        return model
+
+    def predict_noise(x: Tensor, mu: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+        return sde.noise_from_x0(x, mu, x0_from_output(model(x, mu, t, cond).float(), mu), t)
+
+    return predict_noise
 
 
 def get_sampler(name: str) -> Callable[..., Tensor]:
@@ -120,6 +146,9 @@ def sample(
     generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
     sampler: str = "posterior",
+    prediction: str = "noise",
 ) -> Tensor:
-    """Run the named sampler on a degraded batch `lq` (BCHW, [0,1]); returns x̂_0 (unclamped)."""
-    return get_sampler(sampler)(model, lq.float(), sde, cond, steps, generator, callback)
+    """Run the named sampler on a degraded batch `lq` (BCHW, [0,1]); returns x̂_0 (unclamped).
+    `prediction` says what `model` outputs (see :data:`PREDICTIONS`)."""
+    predictor = as_noise_predictor(model, sde, prediction)
+    return get_sampler(sampler)(predictor, lq.float(), sde, cond, steps, generator, callback)

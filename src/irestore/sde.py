@@ -100,6 +100,10 @@ class MeanRevertingSDE:
         decay = _as(torch.exp(-self.theta_bar(t)), xt)
         return mu + (xt - mu - self.marginal_std(t, xt) * noise) / decay
 
+    def noise_from_x0(self, xt: Tensor, mu: Tensor, x0: Tensor, t: Tensor | int) -> Tensor:
+        """The noise that places x_t on the marginal around x̂_0 (inverse of :meth:`x0_from_noise`)."""
+        return (xt - self.marginal_mean(x0, mu, t)) / self.marginal_std(t, xt)
+
     # -- reverse steps from t to s < t --------------------------------------------------
     def _delta(self, t: Tensor | int, s: Tensor | int, like: Tensor) -> Tensor:
         return _as(self.theta_bar(t) - self.theta_bar(s), like)
@@ -142,6 +146,10 @@ class MeanRevertingSDE:
         predicted = self.reverse_sde_step(xt, mu, score, t, t - 1, noise=None)
         target = self.optimal_reverse_state(xt, x0, mu, t)
         return (predicted - target).abs().mean()
+
+    def x0_loss(self, pred_x0: Tensor, x0: Tensor) -> Tensor:
+        """L1 between the predicted and the true clean image (the x̂_0 parameterisation)."""
+        return (pred_x0 - x0).abs().mean()
 
     def timesteps(self, steps: int) -> list[int]:
         """A decreasing grid T = t_0 > t_1 > ... > t_steps = 0 with `steps` intervals."""

@@ -44,12 +44,13 @@ def train_command(
     classifier: Annotated[Path | None, typer.Option(help="Frozen DegNet checkpoint for the degradation embedding (default: zeros).")] = None,
     text_encoder: Annotated[str | None, typer.Option(help="Text encoder for prompts (default minilm).")] = None,
     prompt_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Probability of an empty prompt (default 0.1).")] = None,
+    prediction: Annotated[str | None, typer.Option(help="Restorer output: noise (IR-SDE ML loss, default) or x0 (L1 on the clean image; better for few steps).")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Seed of initialisation, data order, crops and noise (default 0).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder exactly where it stopped.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML or JSON file of settings; flags override it.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
-    """Train a restorer (IR-SDE maximum-likelihood loss) or a degradation classifier.
+    """Train a restorer (IR-SDE maximum-likelihood loss, or x̂_0 L1) or a degradation classifier.
 
     Settings come from the defaults, then --resume's saved config, then --config, then flags.
     Exit code: 0 finished (max steps or minutes), 1 training failed, 2 bad settings or data, 130 interrupted."""
@@ -59,7 +60,7 @@ def train_command(
         "warmup_steps": warmup_steps, "accumulate": accumulate, "ema": ema, "workers": workers, "val_every": val_every,
         "val_samples": val_samples, "log_every": log_every, "val_dataset": val_dataset, "device": device, "precision": precision, "channels_last": channels_last, "threads": threads,
         "classifier": str(classifier) if classifier else None, "text_encoder": text_encoder,
-        "prompt_dropout": prompt_dropout, "seed": seed,
+        "prompt_dropout": prompt_dropout, "prediction": prediction, "seed": seed,
     }
     result = _run(flags, resume, config)
     _report(result, json_output)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from irestore.io import atomic_write_text
+from irestore.sampling import PREDICTIONS
 
 TASKS = ("restorer", "classifier")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -57,6 +58,7 @@ class TrainConfig:
     val_crop: int | None = None
     val_dataset: str | None = None  # None = the training dataset
     val_split: str | None = None  # None = 'val', else 'test', else 'train' (whichever the layout has)
+    val_fraction: float = 0.1  # share of photos that folder:/pairs: datasets hold out (by photo)
     save_every: int | None = None
     log_every: int = 10
     # conditioning
@@ -64,6 +66,7 @@ class TrainConfig:
     classifier: str | None = None
     prompt_dropout: float = 0.1
     sde: Mapping[str, Any] = field(default_factory=dict)  # SDEConfig overrides
+    prediction: str = "noise"  # restorer output: "noise" (IR-SDE ML loss) or "x0" (L1 on x̂_0)
     # execution
     device: str = "auto"
     precision: str = "auto"
@@ -163,6 +166,10 @@ def _check(config: TrainConfig) -> None:
         problems.append(f"ema decay must be in [0, 1), got {config.ema}")
     if not 0 <= config.prompt_dropout <= 1:
         problems.append(f"prompt_dropout must be in [0, 1], got {config.prompt_dropout}")
+    if config.prediction not in PREDICTIONS:
+        problems.append(f"prediction must be one of {', '.join(PREDICTIONS)}, got {config.prediction!r}")
+    if not 0 < config.val_fraction < 1:
+        problems.append(f"val_fraction must be in (0, 1), got {config.val_fraction}")
     if config.max_minutes is not None and config.max_minutes <= 0:
         problems.append(f"max_minutes must be positive, got {config.max_minutes}")
     if config.lr is not None and config.lr <= 0:

@@ -150,7 +150,7 @@ def build_datasets(config: TrainConfig, info: DistInfo) -> tuple[Dataset, Datase
     dataset stops all ranks alike; only rank 0 reads the validation images)."""
     from irestore.data import build_dataset
 
-    common = {"degradations": config.degradations, "seed": config.seed}
+    common = {"degradations": config.degradations, "seed": config.seed, "val_fraction": config.val_fraction}
     train_set = build_dataset(config.dataset, split="train", crop=config.crop, prompt_dropout=config.prompt_dropout,
                               length=config.epoch_length, **common)
     val_spec = config.val_dataset or config.dataset

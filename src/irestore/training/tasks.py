@@ -24,7 +24,7 @@ from irestore.metrics import psnr, ssim
 from irestore.models.degnet import DegNet, DegNetConfig, classifier_loss
 from irestore.models.erunet import ERUNet, ERUNetConfig
 from irestore.registry import network_config
-from irestore.sampling import sample
+from irestore.sampling import sample, x0_from_output
 from irestore.sde import MeanRevertingSDE, SDEConfig
 from irestore.training.config import ConfigError, TrainConfig
 
@@ -132,6 +132,9 @@ class RestorerTask(Task):
         self.sde = MeanRevertingSDE(SDEConfig(**config.sde))
         self.network_config = self._network_config()
         self.network = ERUNet(self.network_config).to(device)
+        if config.prediction == "x0":  # start as the identity x̂_0 = μ
+            nn.init.zeros_(self.network.outro.weight)
+            nn.init.zeros_(self.network.outro.bias)
         self.collate = PromptCollate(self.text_encoder)
 
     def _load_classifier(self, path: str | None) -> tuple[DegNet | None, str | None]:
@@ -176,8 +179,10 @@ class RestorerTask(Task):
         noise = torch.randn(gt.shape, generator=generator).to(self.device)
         xt = self.sde.forward_sample(gt, lq, t, noise)
         with self.autocast():
-            predicted = network(xt, lq, t, cond)
-        return self.sde.ml_loss(predicted.float(), xt, gt, lq, t)
+            predicted = network(xt, lq, t, cond).float()
+        if self.config.prediction == "x0":
+            return self.sde.x0_loss(x0_from_output(predicted, lq), gt)
+        return self.sde.ml_loss(predicted, xt, gt, lq, t)
 
     @torch.no_grad()
     def validate(self, network: nn.Module, batches: list[dict]) -> dict[str, float]:
@@ -191,7 +196,8 @@ class RestorerTask(Task):
         scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "input_psnr": []}
         for batch in batches:
             cond = self.conditioning(batch)
-            restored = sample(predict, batch["lq"], self.sde, cond, self.config.val_steps, generator, sampler="posterior")
+            restored = sample(predict, batch["lq"], self.sde, cond, self.config.val_steps, generator,
+                              sampler="posterior", prediction=self.config.prediction)
             for out, gt, lq in zip(_images(restored.clamp(0, 1)), _images(batch["gt"]), _images(batch["lq"])):
                 scores["psnr"].append(psnr(out, gt))
                 scores["ssim"].append(ssim(out, gt))
@@ -207,7 +213,8 @@ class RestorerTask(Task):
             classifier=self.classifier_path,
             name=Path(self.config.out).name,
             default_sampler="posterior",
-            default_steps=10,
+            default_steps=self.config.val_steps,
+            prediction=self.config.prediction,
             training=training,
         )
         save_checkpoint(folder, network, info)
