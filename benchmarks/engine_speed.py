@@ -113,7 +113,8 @@ def run_one(config: dict) -> dict:
 def measure(config: dict) -> dict:
     """Run one configuration in a fresh interpreter and parse its JSON line."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(config)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = {**os.environ, "IRESTORE_SYSTEM_MALLOC": "1"} if config.get("system_malloc") else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         sys.exit(f"measurement failed: {config}\n{proc.stderr}")
     row = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -128,7 +129,7 @@ def measure(config: dict) -> dict:
 # -- the table ----------------------------------------------------------------------------
 def label(row: dict) -> str:
     if row["kind"] == "forward":
-        return "network forward (1 eval)"
+        return "network forward (1 eval)" + (", glibc malloc" if row.get("system_malloc") else "")
     tiling = f"tiled {row['tile']}/{row['overlap']} b{row['tile_batch']}" if row["tile"] else "untiled"
     return f"{row['sampler']} {row['steps']} step{'s' * (row['steps'] > 1)}, {tiling}"
 
@@ -212,6 +213,7 @@ def main() -> None:
             return rows[-1]
 
         forward = add(kind="forward", size=size)
+        add(kind="forward", size=size, system_malloc=True)  # baseline: freed buffers unmapped (glibc default)
         outputs = {}
         for n in steps:
             run_size = size if forward["s_per_mp"] * size[0] * size[1] / 1e6 * n <= args.max_run_s else small

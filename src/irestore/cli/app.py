@@ -10,6 +10,7 @@ from rich.logging import RichHandler
 
 from irestore import __version__
 from irestore.cli import benchmark, caption, classify, data, models, restore, train
+from irestore.devices import keep_freed_memory_mapped
 
 app = typer.Typer(
     name="irestore",
@@ -40,6 +41,7 @@ def main_options(
         handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
         force=True,
     )
+    keep_freed_memory_mapped()
 
 
 def main() -> None:
