@@ -1,0 +1,81 @@
+"""The models shipped inside the package, loaded by name through the public API, on a real
+held-out photo (tests/data/aitzgorri_crop.png, never seen in training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from irestore import degrade
+from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, create_classifier
+from irestore.io import image_to_tensor, read_image, tensor_to_rgb
+from irestore.metrics import psnr
+from irestore.pipeline import ALLINONE_MODEL, DEFAULT_MODEL, Restorer, load_model
+from irestore.weights import get_source, locate
+
+PHOTO = Path(__file__).parent / "data" / "aitzgorri_crop.png"
+# one degradation of each kind the restorer is trained for, at a fixed, clearly visible level
+CASES = {
+    "noise": ("noise", {"sigma": 25}),
+    "motion": ("motion", {"severity": "moderate"}),
+    "defocus": ("defocus", {"severity": "moderate"}),
+    "rain": ("rain", {"severity": "moderate"}),
+    "haze": ("haze", {"severity": "moderate"}),
+    "lowlight": ("lowlight", {"severity": "moderate"}),
+    "jpeg": ("jpeg", {"quality": 10}),
+    "mix": ("mix", {"kinds": ("rain", "noise"), "severity": "light"}),
+}
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    return read_image(PHOTO).rgb
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    return Restorer.from_pretrained(ALLINONE_MODEL, device="cpu")
+
+
+def test_the_shipped_models_come_from_the_package_and_are_small():
+    total = 0
+    for name in (ALLINONE_MODEL, DEFAULT_CLASSIFIER):
+        path, place = locate(get_source(name))
+        assert place == "package", (name, place)
+        total += sum(f.stat().st_size for f in path.parent.iterdir())
+        assert (path.parent / "README.md").is_file(), f"{name} has no model card"
+    assert total < 50e6
+    assert DEFAULT_MODEL == ALLINONE_MODEL
+
+
+def test_the_restorer_is_wired_to_the_shipped_classifier(restorer):
+    assert restorer.info.classifier == DEFAULT_CLASSIFIER and restorer.classifier is not None
+    assert restorer.info.prediction == "x0" and restorer.info.text_encoder == "minilm"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_shipped_restorer_improves_psnr_on_a_held_out_photo(restorer, clean, case):
+    kind, kwargs = CASES[case]
+    degraded = degrade.DEGRADATIONS[kind](clean, np.random.default_rng(7), **kwargs)
+    restored = tensor_to_rgb(restorer.restore(image_to_tensor(degraded.image), prompt=degraded.description,
+                                              generator=torch.Generator().manual_seed(0)))
+    before, after = psnr(degraded.image, clean), psnr(restored, clean)
+    assert after > before + 0.5, f"{case}: {before:.2f} dB -> {after:.2f} dB"
+
+
+def test_the_default_model_restores_blind_without_a_prompt(clean):
+    noisy = degrade.noise(clean, np.random.default_rng(3), sigma=25).image
+    restored = tensor_to_rgb(load_model().restore(image_to_tensor(noisy), generator=torch.Generator().manual_seed(0)))
+    assert psnr(restored, clean) > psnr(noisy, clean) + 3
+
+
+@pytest.mark.parametrize("kind,label", [("noise", "noise"), ("rain", "rain"), ("haze", "haze"),
+                                         ("lowlight", "lowlight"), ("jpeg", "jpeg"), ("motion", "motion_blur")])
+def test_the_shipped_classifier_names_a_heavy_degradation(clean, kind, label):
+    classifier = create_classifier("degnet", DEFAULT_CLASSIFIER, "cpu")
+    degraded = degrade.DEGRADATIONS[kind](clean, np.random.default_rng(11), severity="heavy").image
+    result = classifier.classify(image_to_tensor(degraded))
+    assert result.top_label == label, result.probabilities
