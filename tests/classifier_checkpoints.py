@@ -44,3 +44,19 @@ def scripted_checkpoint(folder: Path, probabilities: dict[str, float], severitie
             network.label_head.bias[i] = _logit(probabilities.get(label, 0.01))
             network.severity_head.bias[i] = _logit(severities.get(label, 0.5))
     return save_classifier(folder, network, ClassifierInfo(network=SMALL, name="scripted"))
+
+
+# A registered classifier whose weights are nowhere (a shipped file deleted, say): what a user
+# meets when a named model is missing, now that degnet-default itself ships in the package.
+MISSING = "degnet-missing-test"
+
+
+def register_missing_classifier() -> str:
+    from irestore.weights import WeightSource, register_weights
+
+    register_weights(WeightSource(
+        name=MISSING, filename="model.safetensors", package="irestore", package_file=f"assets/{MISSING}/model.safetensors",
+        kind="classifier", description="registered by the tests; never present",
+        install_hint="train one with `irestore train --task classifier` and pass --model PATH",
+    ))
+    return MISSING

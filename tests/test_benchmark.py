@@ -357,3 +357,47 @@ def test_scatter_labels_stay_inside_the_plot_and_do_not_overlap():
     assert all(TOP <= y <= HEIGHT - BOTTOM for y, _ in labels)
     stacked = sorted(y for y, text in labels if text.startswith("irestore"))
     assert all(b - a >= 12 for a, b in itertools.pairwise(stacked))
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("irestore:allinone-small", ("allinone-small", None, None, False)),
+    ("irestore:runs/x/best@4", ("runs/x/best", 4, None, False)),
+    ("irestore:m@2:ddim", ("m", 2, "ddim", False)),
+    ("irestore:m@2:blind", ("m", 2, None, True)),
+    ("irestore:m@8:posterior:blind", ("m", 8, "posterior", True)),
+])
+def test_irestore_method_specs(spec, expected):
+    from irestore.baselines.diffusion import parse_irestore_spec
+
+    assert parse_irestore_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["irestore:", "irestore:m@0", "irestore:m@x", "irestore:m@2:ddim:posterior:blind"])
+def test_bad_irestore_method_specs_are_refused(spec):
+    from irestore.baselines.diffusion import parse_irestore_spec
+
+    with pytest.raises(ValueError, match="bad method"):
+        parse_irestore_spec(spec)
+
+
+def test_a_blind_irestore_method_passes_no_prompt(tiny_checkpoint, photos):
+    from irestore.baselines.base import Degradation
+    from irestore.baselines.registry import create_method
+
+    seen = {}
+    blind, told = create_method(f"irestore:{tiny_checkpoint}@1:blind"), create_method(f"irestore:{tiny_checkpoint}@1")
+
+    def recording(name, encode):  # the real encoder, noting the text it is given
+        def record(text):
+            seen[name] = text
+            return encode(text)
+        return record
+
+    for name, method in (("blind", blind), ("told", told)):
+        method.restorer.text_encoder.encode = recording(name, method.restorer.text_encoder.encode)
+    image = np.full((32, 32, 3), 0.5, dtype=np.float32)
+    degradation = Degradation(family="noise", description="remove the noise")
+    blind.restore(image, degradation)
+    told.restore(image, degradation)
+    assert seen == {"blind": "", "told": "remove the noise"}
+    assert blind.settings()["prompt"] == "none (blind)"

@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 import open_clip_tiny
-from classifier_checkpoints import scripted_checkpoint
+from classifier_checkpoints import register_missing_classifier, scripted_checkpoint
 from irestore.cli.app import app
 from irestore.conditioning.captioners import (
     CaptionError,
@@ -308,9 +308,10 @@ def test_caption_cli_coca_and_file_captioners(tmp_path, tiny_coca):
 
 def test_caption_cli_missing_classifier_is_a_clear_usage_error(tmp_path):
     PILImage.fromarray(_photo()).save(tmp_path / "cat.png")
-    result = runner.invoke(_app(), ["caption", str(tmp_path)])
+    missing = register_missing_classifier()
+    result = runner.invoke(_app(), ["caption", str(tmp_path), "--classifier", missing])
     assert result.exit_code == 2
-    assert "degnet-default" in result.stderr and "irestore models import" in result.stderr
+    assert missing in result.stderr and "irestore models import" in result.stderr
     unknown = runner.invoke(_app(), ["caption", str(tmp_path), "--captioner", "blip"])
     assert unknown.exit_code == 2 and "degradation, coca, file" in unknown.stderr
 

@@ -21,7 +21,7 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 import open_clip_tiny
-from classifier_checkpoints import random_checkpoint, scripted_checkpoint
+from classifier_checkpoints import random_checkpoint, register_missing_classifier, scripted_checkpoint
 from irestore.cli.app import app
 from irestore.conditioning.classifier import (
     Classification,
@@ -149,12 +149,13 @@ def test_scripted_checkpoint_gives_its_labels_and_physical_severities(tmp_path):
     assert route(result) == ["denoise", "derain"]
 
 
-def test_missing_default_classifier_is_one_clear_error_without_network():
+def test_missing_named_classifier_is_one_clear_error_without_network():
+    missing = register_missing_classifier()
     with pytest.raises(MissingWeightsError) as info:
-        create_classifier("degnet")
+        create_classifier("degnet", missing)
     message = str(info.value)
-    assert "degnet-default" in message and "model.safetensors" in message
-    assert "irestore models import degnet-default FILE" in message and "--model PATH" in message
+    assert missing in message and "model.safetensors" in message
+    assert f"irestore models import {missing} FILE" in message and "--model PATH" in message
 
 
 # -- Classification semantics and routing ------------------------------------------------------
@@ -350,7 +351,8 @@ def test_classify_cli_clip_backend_with_a_local_checkpoint(tmp_path, tiny_clip):
 
 def test_classify_cli_missing_model_is_a_usage_error_naming_the_fix(tmp_path):
     PILImage.fromarray(_photo()).save(tmp_path / "a.png")
-    result = runner.invoke(_app(), ["classify", str(tmp_path / "a.png")])
+    missing = register_missing_classifier()
+    result = runner.invoke(_app(), ["classify", str(tmp_path / "a.png"), "--model", missing])
     assert result.exit_code == 2
-    assert "degnet-default" in result.stderr and "irestore models import" in result.stderr
+    assert missing in result.stderr and "irestore models import" in result.stderr
     assert "Traceback" not in result.output

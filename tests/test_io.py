@@ -652,3 +652,14 @@ def test_remove_stale_temps_deletes_only_leftovers_of_that_output(tmp_path):
         p.write_bytes(b"x")
     assert remove_stale_temps(target) == 2
     assert not any(p.exists() for p in leftovers) and all(p.exists() for p in keep)
+
+
+def test_atomic_path_gives_a_normal_file_mode_even_when_the_writer_recreates_the_file(tmp_path):
+    target = tmp_path / "weights.bin"
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)  # as safetensors' writer does
+        os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -54,7 +54,8 @@ def test_list_shows_every_registered_model_with_kind_and_presence():
     assert {"degnet-default", "clip-b32", "coca-b32", "ffdnet-color"} <= set(rows)
     assert rows["ffdnet-color"]["present"] and rows["ffdnet-color"]["where"] == "package"
     assert rows["ffdnet-color"]["size"] > 3_000_000
-    assert rows["degnet-default"]["kind"] == "classifier" and not rows["degnet-default"]["present"]
+    assert rows["degnet-default"]["kind"] == "classifier" and rows["degnet-default"]["where"] == "package"
+    assert rows["allinone-small"]["kind"] == "restorer" and rows["allinone-small"]["where"] == "package"
     assert rows["clip-b32"]["kind"] == "open_clip" and rows["coca-b32"]["kind"] == "coca"
     assert "laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in rows["clip-b32"]["download"]
 

@@ -678,8 +678,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     rename it onto `path`, on any exception remove it and leave `path` as it was."""
     path = Path(path)
     tmp = _new_temp(path)
+    mode = tmp.stat().st_mode & 0o777
     try:
         yield tmp
+        if tmp.stat().st_mode & 0o777 != mode:  # a writer that recreated the file (safetensors: 0600)
+            os.chmod(tmp, mode)
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -1,6 +1,6 @@
 """Peer methods by name: ``create_method(spec)`` / ``list_methods()``.
 
-``spec`` is a registered name (``nlm``, ``cbm3d``, ...) or ``irestore:MODEL@STEPS[:SAMPLER]``.
+``spec`` is a registered name (``nlm``, ``cbm3d``, ...) or ``irestore:MODEL@STEPS[:SAMPLER][:blind]``.
 Each entry states the degradation families it handles and whether it needs the true
 degradation parameters (known for synthetic suites, unknown for real datasets).
 """
@@ -94,7 +94,7 @@ METHODS: dict[str, MethodInfo] = {
     )
 }
 _IRESTORE = MethodInfo(
-    "irestore:MODEL@STEPS", (), "text description as prompt", "irestore diffusion model (any checkpoint)", lambda d: None
+    "irestore:MODEL@STEPS", (), "text description as prompt (none with :blind)", "irestore diffusion model (any checkpoint)", lambda d: None
 )
 
 
