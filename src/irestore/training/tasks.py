@@ -121,7 +121,7 @@ class RestorerTask(Task):
 
     name = "restorer"
     best_metric = "psnr"
-    metric_names = ("psnr", "ssim", "input_psnr")
+    metric_names = ("psnr", "ssim", "input_psnr", "clean_psnr")  # the first three over degraded samples only
 
     def __init__(self, config: TrainConfig, device: torch.device, autocast: Autocast, text_encoder: TextEncoder | None = None):
         super().__init__(config, device, autocast)
@@ -193,16 +193,19 @@ class RestorerTask(Task):
             with self.autocast():
                 return network(x, mu, t, cond).float()
 
-        scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "input_psnr": []}
+        scores: dict[str, list[float]] = {name: [] for name in self.metric_names}
         for batch in batches:
             cond = self.conditioning(batch)
             restored = sample(predict, batch["lq"], self.sde, cond, self.config.val_steps, generator,
                               sampler="posterior", prediction=self.config.prediction)
             for out, gt, lq in zip(_images(restored.clamp(0, 1)), _images(batch["gt"]), _images(batch["lq"])):
+                if np.array_equal(lq, gt):  # a clean sample: how much the model changes it
+                    scores["clean_psnr"].append(min(psnr(out, gt), 100.0))
+                    continue
                 scores["psnr"].append(psnr(out, gt))
                 scores["ssim"].append(ssim(out, gt))
                 scores["input_psnr"].append(psnr(lq, gt))
-        return {name: float(np.mean(values)) for name, values in scores.items()}
+        return {name: float(np.mean(values)) if values else float("nan") for name, values in scores.items()}
 
     def save(self, folder: Path, network: nn.Module, training: dict) -> None:
         info = CheckpointInfo(
