@@ -55,7 +55,7 @@ def main() -> None:
     rows = [np.pad(row, ((0, 4), (0, width - row.shape[1]), (0, 0)), constant_values=1.0) for row in rows]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure = np.concatenate(rows, axis=0)
-    write_image(args.out, Image(rgb=figure), format="PNG")
+    write_image(args.out, Image(rgb=figure), format="JPEG" if args.out.suffix.lower() in (".jpg", ".jpeg") else "PNG", jpeg_quality=90)
     print(f"wrote {args.out} ({figure.shape[1]}x{figure.shape[0]}, {len(rows)} rows)")
 
 

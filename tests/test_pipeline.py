@@ -89,6 +89,16 @@ def test_auto_tile_keeps_small_images_whole_and_tiles_large_ones(restorer, monke
     assert restorer.choose_tile(_image(), None, 4) is None
 
 
+def test_auto_tile_runs_an_image_that_fits_whole_even_when_a_batch_of_tiles_would_not(restorer, monkeypatch):
+    from irestore.pipeline import activation_bytes_per_pixel
+
+    megapixel = 1024 * 1024 * activation_bytes_per_pixel(restorer.network, torch.float32)
+    monkeypatch.setattr("irestore.pipeline.available_memory", lambda device: int(megapixel / 0.4 * 1.5))
+    assert restorer.choose_tile(torch.zeros(1, 3, 1024, 1024), "auto", 4) is None
+    side = restorer.choose_tile(torch.zeros(1, 3, 2048, 2048), "auto", 4)  # 4x the pixels: tiled
+    assert side is not None and side < 2048
+
+
 def test_non_finite_half_precision_output_is_redone_in_fp32(checkpoint, minilm, caplog):
     restorer = Restorer.from_pretrained(checkpoint, device="cpu", precision="bf16", text_encoder=minilm)
     assert restorer.dtype == torch.bfloat16

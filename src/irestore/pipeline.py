@@ -24,7 +24,7 @@ from irestore.devices import keep_freed_memory_mapped, resolve_device, resolve_p
 from irestore.models.erunet import ERUNet
 from irestore.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
 from irestore.sde import MeanRevertingSDE
-from irestore.tiling import TiledDenoiser, auto_tile_size, available_memory
+from irestore.tiling import MEMORY_FRACTION, TiledDenoiser, auto_tile_size, available_memory
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 
 if TYPE_CHECKING:
@@ -111,8 +111,10 @@ class Restorer:
             return None
         if tile != AUTO:
             return int(tile)
-        side = auto_tile_size(activation_bytes_per_pixel(self.network, self.dtype), available_memory(self.device), tile_batch)
-        return None if max(image.shape[-2:]) <= side else side
+        per_pixel, free = activation_bytes_per_pixel(self.network, self.dtype), available_memory(self.device)
+        if image.shape[-2] * image.shape[-1] * per_pixel <= free * MEMORY_FRACTION:
+            return None  # the whole image fits: tiles would only recompute their overlaps
+        return auto_tile_size(per_pixel, free, tile_batch)
 
     def sampler_settings(self, sampler: str | None, steps: int | None) -> tuple[str, int]:
         """The sampler and step count a call will use: the checkpoint's defaults fill the gaps."""
@@ -206,9 +208,9 @@ register_weights(
     )
 )
 
-# Until the shipped diffusion models land, the default is the best real pretrained model
-# this package can install offline: FFDNet (noise removal only, blind σ estimate).
-DEFAULT_MODEL = "ffdnet-color"
+# The shipped all-in-one diffusion restorer; FFDNet (noise only, blind σ estimate) stays
+# available by name as a pretrained peer with the same restore() signature.
+DEFAULT_MODEL = ALLINONE_MODEL
 PEER_MODELS = ("ffdnet-color",)
 
 

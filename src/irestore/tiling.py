@@ -152,7 +152,10 @@ def _crop_batch(img: Tensor, boxes: list[TileBox]) -> Tensor:
     return torch.cat([_crop(img, box) for box in boxes])
 
 
-def auto_tile_size(bytes_per_pixel: float, available_bytes: int, tile_batch: int, fraction: float = 0.4) -> int | None:
+MEMORY_FRACTION = 0.4  # share of the free memory that automatic tiling lets activations use
+
+
+def auto_tile_size(bytes_per_pixel: float, available_bytes: int, tile_batch: int, fraction: float = MEMORY_FRACTION) -> int | None:
     """Largest power-of-two-ish tile (multiple of 64) whose activations fit in `fraction` of the
     available memory; None means the whole image may be processed at once (caller decides)."""
     budget = available_bytes * fraction / max(tile_batch, 1)

@@ -41,7 +41,7 @@ def _fail_usage(message: str) -> None:
 def restore(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
     output: Annotated[Path, typer.Argument(help="Output folder (mirrors INPUT's tree), or a file for one image.")],
-    model: Annotated[str, typer.Option(help="Model name or checkpoint path.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(help="Model name (allinone-small, ffdnet-color) or checkpoint path.")] = DEFAULT_MODEL,
     prompt: Annotated[str | None, typer.Option(help="Text prompt for every image.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
     prompt_from_caption: Annotated[bool, typer.Option(help="Caption each image (without a prompt-file row or sidecar) and use the caption as prompt.")] = False,
