@@ -7,8 +7,8 @@ Each model is loaded by name with `irestore.pipeline.load_model` (as `irestore r
 and restores the same photo --repeats times after one untimed warm-up; the whole
 `restore()` call is timed: degradation classifier, prompt encoding (cached after the
 warm-up, as in a batch), the sampler's network evaluations and tiling. The photo is
-centre-cropped and resized to --size (default: a held-out-like 1 MP test photo from
-scikit-image, noisy at σ=25). Prints s/MP and MP/s; no assertions.
+resized to --size (default: scikit-image's astronaut; the content does not change the
+time), with σ=25 noise added. Prints s/MP and MP/s; no assertions.
 """
 
 from __future__ import annotations
