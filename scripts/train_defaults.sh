@@ -46,4 +46,4 @@ train allinone-small allinone-small.yaml --classifier "$work/degnet-default/last
 
 "$python" "$here/package_model.py" classifier "$work/degnet-default/last" degnet-default
 "$python" "$here/package_model.py" restorer "$work/allinone-small/last" allinone-small \
-    --classifier degnet-default --sampler posterior --steps "${RESTORER_STEPS:-2}"
+    --classifier degnet-default --sampler posterior --steps "${RESTORER_STEPS:-4}"
