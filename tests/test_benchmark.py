@@ -11,13 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import typer
 from skimage import data
 from typer.testing import CliRunner
 
 from iqa_standins import write_standins
 from irestore import degrade
-from irestore.baselines import METHODS, Degradation, MethodInfo, PeerMethod, create_method, list_methods
+from irestore.restorers import RESTORERS, ArrayMethod, Card, Condition, MethodInfo, create_restorer
 from irestore.benchmark import BenchmarkConfig, BenchmarkError, run_benchmark
 from irestore.cli.app import app
 from irestore.io import Image, read_image, write_image
@@ -165,11 +166,10 @@ def test_pairs_suite_matches_by_relative_path_and_needs_a_family_for_specialists
 # --------------------------------------------------------------------------- failures
 
 
-class _RefusesWideImages(PeerMethod):
-    name = "narrow-only"
-    description = "fails on images wider than 70 px"
+class _RefusesWideImages(ArrayMethod):
+    card = Card("narrow-only", "fails on images wider than 70 px", any_input=True)
 
-    def restore(self, image, degradation):
+    def restore_array(self, image, condition):
         if image.shape[1] > 70:
             raise ValueError(f"image is {image.shape[1]} px wide")
         return image.copy()
@@ -180,7 +180,7 @@ def test_failures_are_reported_in_rows_and_do_not_stop_the_run(tmp_path, monkeyp
     _save(folder / "a.png", _photo("astronaut"))
     _save(folder / "b.png", _photo("coffee", size=(80, 48)))
     (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    monkeypatch.setitem(METHODS, "narrow-only", MethodInfo("narrow-only", (), "nothing", "test", lambda d: _RefusesWideImages()))
+    monkeypatch.setitem(RESTORERS, "narrow-only", MethodInfo("narrow-only", _RefusesWideImages.card, lambda spec, device, seed: _RefusesWideImages()))
     result = _run(tmp_path, f"synthetic:{folder}", "identity,narrow-only,irestore:/no/such/model@2", degradations="noise:20")
     by = {(r.key, r.method): r for r in result.rows}
     assert by[("a.png", "narrow-only")].status == "ok"
@@ -264,23 +264,6 @@ def test_lpips_and_fid_columns_with_standin_weights_and_require(photos, tmp_path
 # --------------------------------------------------------------------------- methods
 
 
-_FAMILY_INPUTS = {
-    "noise": lambda c, r: degrade.noise(c, r, sigma=25),
-    "blur": lambda c, r: degrade.gaussian_blur(c, r, sigma=1.5),
-    "haze": lambda c, r: degrade.haze(c, r, beta=0.12),
-    "lowlight": lambda c, r: degrade.lowlight(c, r, brightness=0.1),
-    "lowres": lambda c, r: degrade.lowres(c, r, scale=2),
-}
-
-
-@pytest.mark.parametrize("info", [m for m in list_methods() if not m.name.startswith("irestore")], ids=lambda m: m.name)
-def test_every_registered_method_restores_its_degradation(info):
-    method = create_method(info.name)
-    clean = _photo("astronaut", (40, 32))
-    for family in info.families or ("noise",):
-        made = _FAMILY_INPUTS[family](clean, np.random.default_rng(0))
-        out = method.restore(made.image, Degradation(family, made.params, made.description, clean.shape[:2]))
-        assert out.shape == clean.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
 
 
 @pytest.fixture(scope="module")
@@ -367,25 +350,22 @@ def test_scatter_labels_stay_inside_the_plot_and_do_not_overlap():
     ("irestore:m@8:posterior:blind", ("m", 8, "posterior", True)),
 ])
 def test_irestore_method_specs(spec, expected):
-    from irestore.baselines.diffusion import parse_irestore_spec
+    from irestore.restorers.diffusion import parse_irestore_spec
 
     assert parse_irestore_spec(spec) == expected
 
 
 @pytest.mark.parametrize("spec", ["irestore:", "irestore:m@0", "irestore:m@x", "irestore:m@2:ddim:posterior:blind"])
 def test_bad_irestore_method_specs_are_refused(spec):
-    from irestore.baselines.diffusion import parse_irestore_spec
+    from irestore.restorers.diffusion import parse_irestore_spec
 
     with pytest.raises(ValueError, match="bad method"):
         parse_irestore_spec(spec)
 
 
 def test_a_blind_irestore_method_passes_no_prompt(tiny_checkpoint, photos):
-    from irestore.baselines.base import Degradation
-    from irestore.baselines.registry import create_method
-
     seen = {}
-    blind, told = create_method(f"irestore:{tiny_checkpoint}@1:blind"), create_method(f"irestore:{tiny_checkpoint}@1")
+    blind, told = create_restorer(f"irestore:{tiny_checkpoint}@1:blind"), create_restorer(f"irestore:{tiny_checkpoint}@1")
 
     def recording(name, encode):  # the real encoder, noting the text it is given
         def record(text):
@@ -395,9 +375,9 @@ def test_a_blind_irestore_method_passes_no_prompt(tiny_checkpoint, photos):
 
     for name, method in (("blind", blind), ("told", told)):
         method.restorer.text_encoder.encode = recording(name, method.restorer.text_encoder.encode)
-    image = np.full((32, 32, 3), 0.5, dtype=np.float32)
-    degradation = Degradation(family="noise", description="remove the noise")
-    blind.restore(image, degradation)
-    told.restore(image, degradation)
+    image = torch.full((1, 3, 32, 32), 0.5)
+    condition = Condition(("noise",), prompt="remove the noise")
+    blind.restore(image, condition)
+    told.restore(image, condition)
     assert seen == {"blind": "", "told": "remove the noise"}
     assert blind.settings()["prompt"] == "none (blind)"

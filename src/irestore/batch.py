@@ -327,14 +327,39 @@ def _read_all(jobs: list[Job], options: RestoreOptions, out: queue.Queue, stop: 
     out.put(_END)
 
 
-def _caption(job: Job, pixels: torch.Tensor, captioner, record: dict) -> dict:
-    """The record with the caption as prompt, for jobs that take their prompt from a caption."""
+def _caption(job: Job, pixels: torch.Tensor, captioner, record: dict) -> tuple[dict, object]:
+    """The record with the caption as prompt, for jobs that take their prompt from a caption, and
+    the classification the captioner made (None when it made none)."""
     if job.prompt_source != "caption":
-        return record
+        return record, None
     if captioner is None:
         raise ValueError("this job's prompt comes from a caption, but no captioner was given")
     caption = captioner.caption(pixels, job.source, job.relative.as_posix())
-    return record | {"prompt": caption.text, "caption": caption.text, "caption_source": caption.source, "labels": caption.labels}
+    fields = {"prompt": caption.text, "caption": caption.text, "caption_source": caption.source, "labels": caption.labels}
+    return record | fields, caption.classification
+
+
+def _run_model(model, pixels: torch.Tensor, record: dict, options: RestoreOptions, classification) -> tuple[torch.Tensor, dict]:
+    """Restore with a planned restorer (its plan goes into the record) or a single model."""
+    if hasattr(model, "restore_planned"):
+        from irestore.restorers import RunSettings
+
+        settings = RunSettings(options.steps, options.sampler, options.tile, options.tile_overlap, options.tile_batch)
+        result = model.restore_planned(pixels, prompt=record["prompt"], prompt_source=record["prompt_source"],
+                                       settings=settings, classification=classification)
+        return result.image, result.to_record()
+    generator = torch.Generator().manual_seed(record["seed"])
+    result = model.restore(
+        pixels,
+        prompt=record["prompt"],
+        steps=options.steps,
+        sampler=options.sampler,
+        tile=options.tile,
+        tile_overlap=options.tile_overlap,
+        tile_batch=options.tile_batch,
+        generator=generator,
+    )
+    return result, {}
 
 
 def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOptions, record: dict, captioner=None):
@@ -343,22 +368,13 @@ def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOp
         torch.cuda.reset_peak_memory_stats(device)
     pixels = image_to_tensor(image.rgb)
     try:
-        record = _caption(job, pixels, captioner, record)
+        record, classification = _caption(job, pixels, captioner, record)
     except Exception as error:  # one image without a caption must not end the batch
         return job, None, None, {**record, "status": "failed", "error": f"captioning failed: {error}"}
     began = time.perf_counter()
     try:
-        generator = torch.Generator().manual_seed(record["seed"])
-        result = model.restore(
-            pixels,
-            prompt=record["prompt"],
-            steps=options.steps,
-            sampler=options.sampler,
-            tile=options.tile,
-            tile_overlap=options.tile_overlap,
-            tile_batch=options.tile_batch,
-            generator=generator,
-        )
+        result, fields = _run_model(model, pixels, record, options, classification)
+        record |= fields
     except Exception as error:  # one bad image must not end the batch
         return job, None, None, {**record, "status": "failed", "error": f"restoration failed: {error}"}
     height, width = image.rgb.shape[:2]

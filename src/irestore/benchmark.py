@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from typing_extensions import Self
 
-from irestore.baselines import MethodSkipped, PeerMethod, create_method, method_info
+from irestore.restorers import Condition, MethodSkipped, RestorationMethod, create_restorer, method_info
 from irestore.batch import Manifest
 from irestore.io import Image, atomic_write_text, write_image
 from irestore.metrics import FIDMetric, LPIPSMetric, MetricUnavailable, Protocol, check_required, get_protocol
@@ -88,6 +88,7 @@ class Row:
     peak_mb: float | None = None
     error: str = ""
     output: str = ""  # restored image, relative to the output folder
+    details: dict | None = None  # what a composite method did (a plan's steps and scores)
 
     @classmethod
     def from_dict(cls, data: dict) -> Row:
@@ -286,14 +287,14 @@ def _read_rows(path: Path) -> list[Row]:
     return rows
 
 
-def _load_methods(config: BenchmarkConfig) -> tuple[dict[str, PeerMethod | Exception], list[MethodEntry]]:
-    methods: dict[str, PeerMethod | Exception] = {}
+def _load_methods(config: BenchmarkConfig) -> tuple[dict[str, RestorationMethod | Exception], list[MethodEntry]]:
+    methods: dict[str, RestorationMethod | Exception] = {}
     entries = []
     for name in config.methods:
         info = method_info(name)
         entry = MethodEntry(name, info.summary, list(info.families), info.parameters)
         try:
-            method = create_method(name, device=config.device, seed=config.seed)
+            method = create_restorer(name, device=config.device, seed=config.seed)
             entry.description, entry.settings = method.description, method.settings()
             methods[name] = method
         except Exception as error:  # any loading failure is reported per row, not fatal
@@ -340,11 +341,12 @@ class _Runner:
         if isinstance(method, Exception):
             row.error = f"could not load {name}: {_describe(method)}"
             return row
-        if not method.handles(prepared.degradation.family):
-            row.status, row.error = "skipped", method.why_not(prepared.degradation.family)
+        if not method.card.handles_family(prepared.degradation.family):
+            row.status, row.error = "skipped", method.card.why_not(prepared.degradation.family)
             return row
         try:
             restored = self._timed(row, method, prepared)
+            row.details = getattr(method, "last_details", None)
             row.output = self._save(sample, method_slug(name), restored)
             self._measure(row, restored, prepared.gt)
             row.status = "ok"
@@ -354,11 +356,15 @@ class _Runner:
             row.error = _describe(error)
         return row
 
-    def _timed(self, row: Row, method: PeerMethod, prepared: Prepared) -> np.ndarray:
+    def _timed(self, row: Row, method: RestorationMethod, prepared: Prepared) -> np.ndarray:
+        from irestore.io import image_to_tensor, tensor_to_rgb
+
         h, w = prepared.lq.shape[:2]
+        reference = prepared.gt if method.card.oracle else None
+        condition = Condition.from_degradation(prepared.degradation, self.config.seed, reference)
         with PeakMemory(self.config.device) as memory:
             start = time.perf_counter()
-            restored = method.restore(prepared.lq, prepared.degradation)
+            restored = tensor_to_rgb(method.restore(image_to_tensor(prepared.lq), condition))
             row.seconds = time.perf_counter() - start
         row.megapixels = h * w / 1e6
         row.s_per_mp = row.seconds / row.megapixels

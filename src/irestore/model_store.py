@@ -30,7 +30,7 @@ CHECKSUM_SUFFIX = ".sha256"
 
 
 # modules that register weights when imported
-_CATALOGUE = ("irestore.conditioning.classifier", "irestore.conditioning.open_clip_models", "irestore.metrics")
+_CATALOGUE = ("irestore.pipeline", "irestore.conditioning.classifier", "irestore.conditioning.open_clip_models", "irestore.metrics")
 
 
 def _register_catalogue() -> None:

@@ -9,6 +9,8 @@ Images are float32 1x3xHxW tensors in [0, 1] on any device; the result comes bac
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -215,10 +217,38 @@ PEER_MODELS = ("ffdnet-color",)
 
 
 def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str = "auto", precision: str = "fp32"):
-    """A restoration model by name or checkpoint path: a Restorer, or a pretrained peer model
-    with the same `restore()` signature."""
-    if str(name_or_path) in PEER_MODELS:
-        from irestore.baselines.ffdnet import FFDNetDenoiser
+    """A restoration model by name or checkpoint path: a Restorer, a pretrained peer model, or any
+    other blind registered restoration method (``dcp``, ``gamma``, ``nlm``), all with the same `restore()` signature."""
+    name = str(name_or_path)
+    if name in PEER_MODELS:
+        from irestore.restorers.ffdnet import FFDNetDenoiser
 
-        return FFDNetDenoiser.from_pretrained(str(name_or_path), device=device, precision=precision)
+        return FFDNetDenoiser.from_pretrained(name, device=device, precision=precision)
+    if name != ALLINONE_MODEL and not Path(name).exists():
+        from irestore.restorers import method_info
+
+        try:
+            card = method_info(name).card
+        except KeyError:
+            card = None
+        if card is not None and card.blind and not card.oracle and not name.startswith(("irestore:", "plan:")):
+            return MethodModel(name, device)
     return Restorer.from_pretrained(name_or_path, device=device, precision=precision)
+
+
+class MethodModel:
+    """A registered restoration method behind the `restore(image, prompt=...)` signature of load_model."""
+
+    def __init__(self, name: str, device: str = "auto") -> None:
+        from irestore.restorers import create_restorer
+
+        self.device = resolve_device(device)
+        self.method = create_restorer(name, device=str(self.device))
+        self.name, self.description = name, self.method.description
+        self.fingerprint = hashlib.sha256(json.dumps(self.method.settings(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def restore(self, image: Tensor, *, prompt: str | None = None, tile: int | str | None = None, **ignored) -> Tensor:
+        """Run the method blind on a 1x3xHxW image; sampler settings do not apply and are ignored."""
+        from irestore.restorers import Condition, RunSettings
+
+        return self.method.restore(image, Condition(prompt=prompt or ""), RunSettings(tile=tile))

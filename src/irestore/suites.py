@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from irestore import degrade
-from irestore.baselines.base import FAMILIES, Degradation
+from irestore.restorers.base import FAMILIES, Degradation
 from irestore.io import read_image
 from irestore.metrics import Protocol
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from irestore import __version__
-from irestore.cli import benchmark, caption, classify, data, models, restore, train
+from irestore.cli import benchmark, caption, classify, data, models, plan, restore, train
 from irestore.devices import keep_freed_memory_mapped
 
 app = typer.Typer(
@@ -19,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-for _module in (restore, classify, caption, models, train, benchmark, data):
+for _module in (restore, plan, classify, caption, models, train, benchmark, data):
     _module.register(app)
 
 

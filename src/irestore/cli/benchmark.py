@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from irestore.baselines import list_methods
+from irestore.restorers import list_restorers
 from irestore.metrics import PROTOCOLS
 from irestore.suites import SUITE_FORMS
 
@@ -31,7 +31,7 @@ def _fail_usage(message: str) -> None:
 
 def benchmark(
     suite: Annotated[str, typer.Option(help=f"One of {', '.join(SUITE_FORMS)}.")],
-    methods: Annotated[str, typer.Option(help="Comma-separated: " + ", ".join(m.name for m in list_methods()) + ".")],
+    methods: Annotated[str, typer.Option(help="Comma-separated: " + ", ".join(m.card.name for m in list_restorers()) + ".")],
     out: Annotated[Path, typer.Option(help="Folder for rows, restored images and the reports.")],
     degradations: Annotated[str | None, typer.Option(help="synthetic: one task per item, e.g. noise:25,noise:50,haze,blur; pairs: the pairs' family.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="A folder holding the datasets (CBSD68, Rain100L, SOTS, GOPRO_Large, LOLdataset).")] = None,

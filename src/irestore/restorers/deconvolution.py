@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from irestore.baselines.base import Degradation, MethodSkipped, PeerMethod
+from irestore.restorers.base import ArrayMethod, Card, Condition, MethodSkipped
 from irestore.degrade import BLUR_KINDS, kernel_from_params
 
 WIENER_NSR = 0.02  # constant noise-to-signal ratio: best mean PSNR over motion/defocus/Gaussian blur on astronaut
 RL_ITERATIONS = 30
 
 
-def true_kernel(degradation: Degradation, method: str) -> np.ndarray:
-    params = degradation.params
+def true_kernel(condition: Condition, method: str) -> np.ndarray:
+    params = condition.params
     if params is None or params.get("type") not in BLUR_KINDS:
         raise MethodSkipped(f"{method} needs the true blur kernel, which real blurred images do not come with")
     return kernel_from_params(params)
@@ -32,15 +32,20 @@ def per_channel(image: np.ndarray, kernel: np.ndarray, solve: Callable[[np.ndarr
     return np.clip(out[pad:-pad, pad:-pad], 0.0, 1.0).astype(np.float32)
 
 
-class Wiener(PeerMethod):
-    name = "wiener"
-    families = frozenset({"blur"})
-    description = f"Wiener deconvolution (scikit-image), true kernel, constant NSR {WIENER_NSR}"
+_BLURS = {"motion_blur": (3.0, 35.0), "defocus_blur": (0.5, 8.0)}
 
-    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
+
+class Wiener(ArrayMethod):
+    card = Card(
+        "wiener", f"Wiener deconvolution (scikit-image), true kernel, constant NSR {WIENER_NSR}",
+        fixes=_BLURS, blind=False, parameters="true blur kernel (skipped without)", s_per_mp=1.5,
+        licence="BSD-3-Clause (scikit-image)",
+    )
+
+    def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
         from skimage.restoration import wiener
 
-        kernel = true_kernel(degradation, self.name)
+        kernel = true_kernel(condition, self.name)
         identity = np.ones((1, 1))  # regulariser: constant NSR (the classical Wiener filter), not a Laplacian
         return per_channel(image, kernel, lambda x, k: wiener(x, k, WIENER_NSR, reg=identity, clip=False))
 
@@ -48,15 +53,17 @@ class Wiener(PeerMethod):
         return {"nsr": WIENER_NSR}
 
 
-class RichardsonLucy(PeerMethod):
-    name = "rl"
-    families = frozenset({"blur"})
-    description = f"Richardson–Lucy deconvolution (scikit-image), true kernel, {RL_ITERATIONS} iterations"
+class RichardsonLucy(ArrayMethod):
+    card = Card(
+        "rl", f"Richardson–Lucy deconvolution (scikit-image), true kernel, {RL_ITERATIONS} iterations",
+        fixes=_BLURS, blind=False, parameters="true blur kernel (skipped without)", s_per_mp=20.0,
+        licence="BSD-3-Clause (scikit-image)",
+    )
 
-    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
+    def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
         from skimage.restoration import richardson_lucy
 
-        kernel = true_kernel(degradation, self.name)
+        kernel = true_kernel(condition, self.name)
         return per_channel(image, kernel, lambda x, k: richardson_lucy(x, k, num_iter=RL_ITERATIONS, clip=True))
 
     def settings(self) -> dict:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from irestore.baselines.base import Degradation, PeerMethod, as_uint8, from_uint8, noise_level
+from irestore.restorers.base import ArrayMethod, Card, Condition, as_uint8, from_uint8, noise_level
 
 H_PER_SIGMA = 0.6  # h = hColor = 0.6 σ: best PSNR on scikit-image's astronaut for σ 15, 25 and 50
 TEMPLATE, SEARCH = 7, 21  # OpenCV's defaults
 
 
-class NonLocalMeans(PeerMethod):
-    name = "nlm"
-    families = frozenset({"noise"})
-    description = "OpenCV fastNlMeansDenoisingColored, h = hColor = 0.6 σ (true σ when known, else estimated)"
+class NonLocalMeans(ArrayMethod):
+    card = Card(
+        "nlm", "OpenCV fastNlMeansDenoisingColored, h = hColor = 0.6 σ (true σ when known, else estimated)",
+        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=2.2,
+        licence="Apache-2.0 (OpenCV)",
+    )
 
-    def restore(self, image: np.ndarray, degradation: Degradation) -> np.ndarray:
-        sigma, _ = noise_level(image, degradation)
+    def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
+        sigma, _ = noise_level(image, condition)
         h = max(H_PER_SIGMA * sigma, 0.1)
         bgr = cv2.cvtColor(as_uint8(image), cv2.COLOR_RGB2BGR)
         out = cv2.fastNlMeansDenoisingColored(bgr, None, h, h, TEMPLATE, SEARCH)

@@ -1,0 +1,105 @@
+"""The planner as restoration methods for ``irestore benchmark`` (registered on import).
+
+- ``plan:auto``   the default of ``irestore restore``: classify, search on the proxy, roll back; blind
+  (its prompt is the classifier's caption, as with ``--prompt-from-caption``);
+- ``plan:fixed``  the detected labels in the fixed order with each label's preferred member;
+- ``plan:oracle`` an upper bound: the *true* labels, every order and every member choice run on the
+  whole image, the best by PSNR against the ground truth kept. Its row details list the PSNR of every
+  order, from which the report takes the best fixed order of each mixture;
+- ``plan:LABEL:METHOD,...`` an explicit plan.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from irestore.plan.adaptive import AdaptiveRestorer
+from irestore.plan.pool import DEFAULT_POOL
+from irestore.plan.search import PlanStep
+from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings
+from irestore.restorers.registry import MethodInfo, register_restorer
+
+PREFIX = "plan:"
+ORACLE_LIMIT = 48  # most plans the oracle runs per image
+
+
+class PlanMethod(RestorationMethod):
+    """``plan:auto`` / ``plan:fixed`` / ``plan:STEPS`` behind the restoration-method contract."""
+
+    def __init__(self, spec: str, device: str = "cpu", seed: int = 0) -> None:
+        mode = spec[len(PREFIX):]
+        self.adaptive = AdaptiveRestorer.create(mode, device=device, seed=seed)
+        self.card = _card(spec)
+        self.last_details: dict | None = None
+
+    def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
+        out = []
+        for single in image.split(1):
+            result = self.adaptive.restore_planned(single, settings=settings)
+            self.last_details = {"plan": result.plan.spec(), **result.to_record()}
+            out.append(result.image)
+        return torch.cat(out)
+
+
+class OraclePlan(RestorationMethod):
+    """Every order of the true labels, with every choice of member, judged against the ground truth."""
+
+    def __init__(self, device: str = "cpu", seed: int = 0) -> None:
+        self.adaptive = AdaptiveRestorer.create("auto", device=device, seed=seed)
+        self.card = _card(f"{PREFIX}oracle")
+        self.last_details: dict | None = None
+
+    def plans(self, labels: tuple[str, ...]) -> list[list[PlanStep]]:
+        planner = self.adaptive.planner
+        labels = [label for label in labels if planner.members_for(label)]
+        plans = []
+        for order in itertools.permutations(labels):
+            for members in itertools.product(*(planner.members_for(label) for label in order)):
+                plans.append([PlanStep(label, name) for label, name in zip(order, members, strict=True)])
+        return plans[:ORACLE_LIMIT] or [[]]
+
+    def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
+        from irestore.io import tensor_to_rgb
+        from irestore.metrics import psnr
+
+        if condition.reference is None:
+            raise ValueError("plan:oracle needs the ground truth (benchmark only)")
+        planner = self.adaptive.planner
+        classification = planner.classifier.classify(image)
+        tried, best, best_score = {}, image, -np.inf
+        for steps in self.plans(condition.labels):
+            current = image
+            for step in steps:
+                current = planner.member(step.method).restore(current, planner.condition(step, classification, ""), settings)
+            score = psnr(tensor_to_rgb(current), condition.reference)
+            tried[",".join(map(str, steps))] = round(float(score), 4)
+            if score > best_score:
+                best, best_score = current, score
+        self.last_details = {"plan": max(tried, key=tried.get), "orders": tried}
+        return best
+
+
+def _card(spec: str) -> Card:
+    mode = spec[len(PREFIX):]
+    summary = {
+        "auto": "adaptive plan: classifier, proxy search with rollback, diffusion refinement (the restore default)",
+        "fixed": "detected labels in the fixed order (jpeg, noise, blur, rain, low light, haze), preferred members",
+        "oracle": "upper bound: true labels, every order and member choice, best by PSNR against the ground truth",
+    }.get(mode, f"explicit plan {mode}")
+    return Card(spec, summary, any_input=True, oracle=mode == "oracle",
+                parameters="true labels and the ground truth" if mode == "oracle" else "nothing (blind)",
+                weights=f"its members' ({', '.join(DEFAULT_POOL)})")
+
+
+def _build(spec: str, device: str, seed: int) -> RestorationMethod:
+    if spec == f"{PREFIX}oracle":
+        return OraclePlan(device, seed)
+    return PlanMethod(spec, device, seed)
+
+
+register_restorer(MethodInfo(PREFIX, Card(f"{PREFIX}auto|fixed|oracle|STEPS", "the adaptive planner over the pool",
+                                          any_input=True), _build, prefix=True))

@@ -1,0 +1,34 @@
+"""The planner's pool: which registered methods it may use, and which it prefers for each label.
+
+Members come from the one restorer registry (``irestore.restorers``). Only blind members that keep
+the image size take part (a deconvolution that needs the true kernel cannot run on a user's
+photo). The preference order per label is the order of :data:`DEFAULT_POOL`, which follows the
+held-out benchmark (README, *Results*): FFDNet beats the diffusion restorer on noise by 7 dB; the
+diffusion restorer beats the dark channel prior on haze and the gamma curve on low light, but the
+search measures that per image rather than trusting the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from irestore.plan.search import FIXED_ORDER
+from irestore.restorers import RestorationMethod, create_restorer, method_info
+
+DEFAULT_POOL = ("ffdnet-color", "allinone-small", "dcp", "gamma")
+
+
+def pool_loaders(names: Sequence[str] = DEFAULT_POOL, device: str = "cpu", seed: int = 0) -> dict[str, Callable[[], RestorationMethod]]:
+    """Lazy loaders for the members (a member's weights load the first time a plan uses it)."""
+    for name in names:
+        card = method_info(name).card
+        if not card.blind or card.changes_size:
+            raise ValueError(f"{name} cannot be a pool member: it {'changes the image size' if card.changes_size else 'needs the true degradation parameters'}")
+    return {name: partial(create_restorer, name, device, seed) for name in names}
+
+
+def preferences(names: Sequence[str] = DEFAULT_POOL) -> dict[str, tuple[str, ...]]:
+    """label -> the members that fix it, in pool order."""
+    cards = {name: method_info(name).card for name in names}
+    return {label: tuple(n for n in names if label in cards[n].fixes) for label in FIXED_ORDER}

@@ -1,0 +1,297 @@
+"""Choosing and ordering restoration steps per image, by evaluating them on a proxy (after M3UNET).
+
+Candidates come from the classifier's labels (and the prompt's intent); each step is one pool
+member for one label. A beam search tries every remaining step on the proxy of each kept
+sequence, scores the result by the classifier's *remaining degradation* (the sum of its
+degradation probabilities over the proxy's views: lower is better, and a step that adds an
+artefact pays for it), keeps the ``beam`` best sequences, and rolls back every step whose gain is
+not above ``margin`` (a forced step is kept anyway). The best sequence found is the plan; a
+final refinement by the diffusion restorer is tried last and kept only when it helps. So a clean
+photo, or one whose only candidate steps do not help, goes through untouched.
+
+``fixed`` mode skips the search: one step per detected label, in :data:`FIXED_ORDER` (the reverse
+of the camera pipeline), each with the label's preferred member.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+
+from irestore.conditioning.captioners import degradation_caption
+from irestore.conditioning.classifier import DEGRADATIONS, Classification, Classifier
+from irestore.plan.intent import Intent
+from irestore.plan.proxy import ProxySettings, proxy_views
+from irestore.restorers.base import Condition, MethodSkipped, RestorationMethod, RunSettings
+
+FIXED_ORDER = ("jpeg", "noise", "motion_blur", "defocus_blur", "rain", "lowlight", "haze", "lowres")
+"""The order without evaluation: compression, noise, blur, rain, low light, haze, resolution."""
+
+REFINE = "refine"  # the label of the optional final refinement step
+MODES = ("auto", "fixed")
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    label: str  # what it fixes (or "refine")
+    method: str  # pool member name
+
+    def __str__(self) -> str:
+        return f"{self.label}:{self.method}"
+
+
+@dataclass
+class Evaluation:
+    """One step tried on the proxy after the steps in ``after``."""
+
+    after: list[str]
+    step: str
+    score_before: float
+    score_after: float
+    seconds: float
+    outcome: str  # kept | rolled back | forced | failed: ... | skipped: ...
+
+    @property
+    def gain(self) -> float:
+        return self.score_before - self.score_after
+
+
+@dataclass
+class Plan:
+    mode: str
+    steps: list[PlanStep]
+    detected: list[str]  # the classifier's labels
+    candidates: list[str]  # the labels the search considered
+    intent: dict
+    score_before: float | None = None
+    score_after: float | None = None
+    evaluations: list[Evaluation] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rolled_back(self) -> list[str]:
+        return [f"{' > '.join(e.after + [e.step])}" for e in self.evaluations if e.outcome == "rolled back"]
+
+    def spec(self) -> str:
+        """The plan as ``--plan`` takes it (``jpeg:waifu2x-photo,noise:ffdnet-color``); '' for no steps."""
+        return ",".join(str(s) for s in self.steps)
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "steps": [str(s) for s in self.steps],
+            "detected": self.detected,
+            "candidates": self.candidates,
+            "intent": self.intent,
+            "score_before": _round(self.score_before),
+            "score_after": _round(self.score_after),
+            "evaluations": [{**asdict(e), "score_before": _round(e.score_before), "score_after": _round(e.score_after),
+                             "seconds": round(e.seconds, 3)} for e in self.evaluations],
+            "rolled_back": self.rolled_back,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    beam: int = 2
+    margin: float = 0.03  # least drop in remaining degradation for a step to count as a help
+    max_steps: int = 4
+    candidate_threshold: float | None = None  # None: the classifier's own threshold
+    refine: str | None = "allinone-small"  # final refinement member (None: never)
+    proxy: ProxySettings = ProxySettings()
+
+
+@dataclass
+class _State:
+    steps: tuple[PlanStep, ...]
+    views: list[Tensor]
+    score: float
+    remaining: frozenset[str]
+
+
+class Planner:
+    """Plans per image from a classification, a prompt's intent and a pool of members.
+
+    ``pool`` maps member names to methods (or to zero-argument loaders, called on first use);
+    ``preferences`` maps each label to the member names that fix it, best first.
+    """
+
+    def __init__(self, classifier: Classifier, pool: dict, preferences: dict[str, tuple[str, ...]],
+                 settings: PlannerSettings = PlannerSettings(), seed: int = 0) -> None:
+        self.classifier = classifier
+        self._pool = dict(pool)
+        self.preferences = preferences
+        self.settings = settings
+        self.seed = seed
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The pool's member names."""
+        return tuple(self._pool)
+
+    def member(self, name: str) -> RestorationMethod:
+        entry = self._pool[name]
+        if not isinstance(entry, RestorationMethod):
+            entry = self._pool[name] = entry()
+        return entry
+
+    def members_for(self, label: str) -> tuple[str, ...]:
+        return tuple(m for m in self.preferences.get(label, ()) if m in self._pool)
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def remaining_degradation(self, views: list[Tensor]) -> float:
+        """Mean over views of the summed degradation probabilities (0 = the classifier sees nothing wrong)."""
+        total = 0.0
+        for view in views:
+            probabilities = self.classifier.classify(view).probabilities
+            total += sum(probabilities[d] for d in DEGRADATIONS)
+        return total / len(views)
+
+    # -- planning --------------------------------------------------------------------------
+
+    def candidates(self, classification: Classification, intent: Intent) -> list[str]:
+        threshold = self.settings.candidate_threshold
+        threshold = classification.threshold if threshold is None else threshold
+        found = {d for d in DEGRADATIONS if classification.probabilities.get(d, 0.0) >= threshold}
+        wanted = set(intent.force | intent.add)
+        labels = wanted if intent.only else found | wanted
+        return [label for label in FIXED_ORDER if label in labels - intent.forbid and self.members_for(label)]
+
+    @torch.inference_mode()
+    def plan(self, image: Tensor, classification: Classification, intent: Intent = Intent(),
+             prompt: str = "", mode: str = "auto") -> Plan:
+        started = time.perf_counter()
+        candidates = self.candidates(classification, intent)
+        plan = Plan(mode, [], list(classification.labels), candidates, intent.to_dict())
+        if mode == "fixed":
+            plan.steps = [PlanStep(label, self.members_for(label)[0]) for label in candidates]
+        elif mode == "auto":
+            self._search(plan, image, classification, intent, prompt)
+        else:
+            raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
+        plan.seconds = time.perf_counter() - started
+        return plan
+
+    def _search(self, plan: Plan, image: Tensor, classification: Classification, intent: Intent, prompt: str) -> None:
+        views = proxy_views(image, self.settings.proxy)
+        root = _State((), views, self.remaining_degradation(views), frozenset(plan.candidates))
+        plan.score_before = root.score
+        best, beam = root, [root]
+        for _ in range(min(self.settings.max_steps, len(plan.candidates))):
+            children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt)]
+            if not children:
+                break
+            children.sort(key=lambda s: s.score)
+            beam = children[: self.settings.beam]
+            best = min([best, *beam], key=lambda s: self._rank(s, intent))
+        best = self._refine(best, plan, classification, intent, prompt)
+        plan.steps, plan.score_after = list(best.steps), best.score
+
+    def _rank(self, state: _State, intent: Intent) -> tuple[int, float]:
+        """Sequences that hold every forced label first, then by remaining degradation."""
+        missing = len(intent.force - {s.label for s in state.steps})
+        return missing, state.score
+
+    def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> list[_State]:
+        children = []
+        for label in FIXED_ORDER:
+            if label not in state.remaining:
+                continue
+            for name in self.members_for(label):
+                step = PlanStep(label, name)
+                child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
+                if child is not None:
+                    children.append(child)
+        return children
+
+    def _refine(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> _State:
+        name = self.settings.refine
+        if not state.steps or name is None or name not in self._pool or any(s.method == name for s in state.steps):
+            return state
+        child = self._try(state, PlanStep(REFINE, name), plan, classification, prompt, forced=False)
+        return child if child is not None else state
+
+    def _try(self, state: _State, step: PlanStep, plan: Plan, classification: Classification, prompt: str,
+             forced: bool) -> _State | None:
+        began = time.perf_counter()
+        record = Evaluation([str(s) for s in state.steps], str(step), state.score, state.score, 0.0, "")
+        plan.evaluations.append(record)
+        try:
+            condition = self.condition(step, classification, prompt)
+            views = [self.member(step.method).restore(v, condition, RunSettings(tile=None)) for v in state.views]
+        except MethodSkipped as skipped:
+            record.outcome = f"skipped: {skipped}"
+            return None
+        except Exception as error:  # one failing member must not end the plan
+            record.outcome = f"failed: {type(error).__name__}: {error}"
+            return None
+        record.score_after = self.remaining_degradation(views)
+        record.seconds = time.perf_counter() - began
+        helped = record.gain > self.settings.margin
+        record.outcome = "kept" if helped else ("forced" if forced else "rolled back")
+        if not (helped or forced):
+            return None
+        return _State(state.steps + (step,), views, record.score_after, state.remaining - {step.label})
+
+    def condition(self, step: PlanStep, classification: Classification, prompt: str) -> Condition:
+        """What a step's member is told: its label, the classifier's severities, the prompt."""
+        labels = tuple(classification.labels) if step.label == REFINE else (step.label,)
+        text = prompt or degradation_caption(classification)
+        return Condition(labels, dict(classification.severities), text, seed=self.seed)
+
+    # -- running ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def run(self, image: Tensor, plan: Plan, classification: Classification, prompt: str = "",
+            settings: RunSettings | None = None, verify: bool = True, forced: frozenset[str] = frozenset()) -> tuple[Tensor, list[dict]]:
+        """Run the plan's steps on the whole image. With ``verify``, a step after which the classifier
+        sees more degradation in the whole image than before is rolled back (unless forced)."""
+        current = image
+        score = self.classifier_score(current) if verify and plan.steps else None
+        done = []
+        for step in plan.steps:
+            began = time.perf_counter()
+            out = self.member(step.method).restore(current, self.condition(step, classification, prompt), settings)
+            entry = {"step": str(step), "seconds": round(time.perf_counter() - began, 3), "kept": True}
+            if score is not None:
+                after = self.classifier_score(out)
+                entry |= {"score_before": round(score, 4), "score_after": round(after, 4)}
+                if after > score and step.label not in forced:
+                    entry["kept"] = False
+                    done.append(entry)
+                    continue
+                score = after
+            current = out
+            done.append(entry)
+        return current, done
+
+    def classifier_score(self, image: Tensor) -> float:
+        probabilities = self.classifier.classify(image).probabilities
+        return float(sum(probabilities[d] for d in DEGRADATIONS))
+
+
+def explicit_plan(spec: str, known: set[str]) -> list[PlanStep]:
+    """``jpeg:waifu2x-photo,noise:ffdnet-color`` -> steps; ValueError naming a bad label or member."""
+    steps = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        label, sep, name = part.partition(":")
+        if not sep or not name:
+            raise ValueError(f"plan step {part!r}: expected LABEL:METHOD, e.g. noise:ffdnet-color")
+        if label not in (*FIXED_ORDER, REFINE):
+            raise ValueError(f"plan step {part!r}: unknown label {label!r}; choose one of {', '.join((*FIXED_ORDER, REFINE))}")
+        if name not in known:
+            raise ValueError(f"plan step {part!r}: unknown method {name!r}; known: {', '.join(sorted(known))}")
+        steps.append(PlanStep(label, name))
+    if not steps:
+        raise ValueError("empty plan: give LABEL:METHOD steps separated by commas")
+    return steps
+

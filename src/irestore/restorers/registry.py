@@ -1,0 +1,142 @@
+"""Restoration methods by name, one registry for the benchmark and the planner's pool.
+
+``create_restorer(spec)`` builds one (loading its weights); ``list_restorers()`` lists them with
+their cards, which need no weights. ``spec`` is a registered name (``ffdnet-color``, ``dcp``, ...),
+``irestore:MODEL@STEPS[:SAMPLER][:blind]`` for any diffusion checkpoint, or a form another module
+registers (the planner registers ``plan:auto``, ``plan:fixed``, ``plan:oracle`` and explicit plans).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from irestore.restorers.base import Card, RestorationMethod
+from irestore.restorers.diffusion import ALL_LABELS, PREFIX, DiffusionMethod
+
+__all__ = [
+    "ALIASES",
+    "RESTORERS",
+    "MethodInfo",
+    "create_restorer",
+    "list_restorers",
+    "method_info",
+    "register_restorer",
+]
+
+Builder = Callable[[str, str, int], RestorationMethod]  # (spec, device, seed) -> method
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered name (or a ``prefix`` form such as ``irestore:MODEL@STEPS``) and its card."""
+
+    name: str
+    card: Card
+    build: Builder
+    prefix: bool = False  # name is a prefix: any spec starting with it
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(self.card.fixes)
+
+    @property
+    def summary(self) -> str:
+        return self.card.summary
+
+    @property
+    def parameters(self) -> str:
+        return self.card.parameters
+
+
+def _simple(module: str, cls: str) -> Builder:
+    def build(spec: str, device: str, seed: int) -> RestorationMethod:
+        return getattr(importlib.import_module(f"irestore.restorers.{module}"), cls)()
+
+    return build
+
+
+def _card(module: str, cls: str) -> Card:
+    return getattr(importlib.import_module(f"irestore.restorers.{module}"), cls).card
+
+
+def _ffdnet(spec: str, device: str, seed: int) -> RestorationMethod:
+    from irestore.restorers.ffdnet import FFDNetMethod
+
+    return FFDNetMethod(device)
+
+
+ALLINONE = "allinone-small"
+ALLINONE_CARD = Card(
+    ALLINONE, "shipped all-in-one text-conditioned IR-SDE restorer (ERUNet-small, posterior sampler, 4 steps)",
+    fixes=ALL_LABELS, any_input=True, parameters="text prompt", s_per_mp=11.5,
+    weights="shipped in irestore (src/irestore/assets/allinone-small)",
+)
+
+
+def _allinone(spec: str, device: str, seed: int) -> RestorationMethod:
+    return DiffusionMethod(f"{PREFIX}{ALLINONE}", device=device, seed=seed, name=ALLINONE, s_per_mp=ALLINONE_CARD.s_per_mp)
+
+
+def _diffusion(spec: str, device: str, seed: int) -> RestorationMethod:
+    return DiffusionMethod(spec, device=device, seed=seed)
+
+
+_DIFFUSION_CARD = Card(f"{PREFIX}MODEL@STEPS", "irestore diffusion model (any checkpoint)", fixes=ALL_LABELS,
+                       any_input=True, parameters="text description as prompt (none with :blind)")
+
+RESTORERS: dict[str, MethodInfo] = {}
+ALIASES = {"ffdnet": "ffdnet-color"}  # the benchmark's earlier name
+
+
+def register_restorer(info: MethodInfo) -> None:
+    RESTORERS[info.name] = info
+
+
+for _info in (
+    MethodInfo("identity", _card("identity", "Identity"), _simple("identity", "Identity")),
+    MethodInfo("ffdnet-color", _card("ffdnet", "FFDNetMethod"), _ffdnet),
+    MethodInfo("nlm", _card("nlm", "NonLocalMeans"), _simple("nlm", "NonLocalMeans")),
+    MethodInfo("cbm3d", _card("cbm3d", "CBM3D"), _simple("cbm3d", "CBM3D")),
+    MethodInfo("dcp", _card("dcp", "DarkChannelPrior"), _simple("dcp", "DarkChannelPrior")),
+    MethodInfo("gamma", _card("exposure", "GammaCorrection"), _simple("exposure", "GammaCorrection")),
+    MethodInfo("wiener", _card("deconvolution", "Wiener"), _simple("deconvolution", "Wiener")),
+    MethodInfo("rl", _card("deconvolution", "RichardsonLucy"), _simple("deconvolution", "RichardsonLucy")),
+    MethodInfo("bicubic", _card("resample", "Bicubic"), _simple("resample", "Bicubic")),
+    MethodInfo(ALLINONE, ALLINONE_CARD, _allinone),
+    MethodInfo(PREFIX, _DIFFUSION_CARD, _diffusion, prefix=True),
+):
+    register_restorer(_info)
+
+_PLUGINS = ("irestore.plan.methods",)  # modules that register further forms when imported
+
+
+def _load_plugins() -> None:
+    for module in _PLUGINS:
+        importlib.import_module(module)
+
+
+def list_restorers() -> list[MethodInfo]:
+    """Every registered method and form, in registration order."""
+    _load_plugins()
+    return list(RESTORERS.values())
+
+
+def method_info(spec: str) -> MethodInfo:
+    """The registry entry for a name or spec. Raises KeyError for unknown ones."""
+    _load_plugins()
+    spec = ALIASES.get(spec, spec)
+    if spec in RESTORERS and not RESTORERS[spec].prefix:
+        return RESTORERS[spec]
+    for info in RESTORERS.values():
+        if info.prefix and spec.startswith(info.name) and len(spec) > len(info.name):
+            return info
+    known = ", ".join(i.name + ("…" if i.prefix else "") for i in RESTORERS.values())
+    raise KeyError(f"unknown method {spec!r}; known: {known}")
+
+
+def create_restorer(spec: str, device: str = "cpu", seed: int = 0) -> RestorationMethod:
+    """Build a method (loads its weights). Raises KeyError for unknown names."""
+    info = method_info(spec)
+    return info.build(ALIASES.get(spec, spec), device, seed)
