@@ -381,3 +381,40 @@ def test_a_blind_irestore_method_passes_no_prompt(tiny_checkpoint, photos):
     told.restore(image, condition)
     assert seen == {"blind": "", "told": "remove the noise"}
     assert blind.settings()["prompt"] == "none (blind)"
+
+
+# --------------------------------------------------------------------------- mixtures and plans
+
+
+def test_the_mixtures_suite_has_seeded_two_and_three_degradation_combinations(photos):
+    from irestore.suites import build_suite, find_samples, prepare
+    from irestore.metrics import get_protocol
+
+    suite = build_suite(f"mixtures:{photos}")
+    kinds = [degrade.parse_spec(t.degradation)[0].kinds for t in suite.tasks]
+    assert len(suite.tasks) >= 12 and {t.family for t in suite.tasks} == {"mix"}
+    assert {len(k) for k in kinds} == {2, 3} and ("haze", "noise") in kinds and ("haze", "rain", "noise") in kinds
+    sample = find_samples(suite)[suite.tasks[0].name][0]
+    first, again = (prepare(sample, get_protocol("irestore"), seed=0) for _ in range(2))
+    assert np.array_equal(first.lq, again.lq)  # seeded: the same inputs on every run
+    assert [s["type"] for s in first.degradation.params["steps"]] == list(kinds[0])
+
+
+def test_the_oracle_plan_bounds_every_plan_and_names_the_best_fixed_order(tmp_path, photos):
+    from irestore.benchmark import plan_comparison
+
+    result = _run(tmp_path, f"synthetic:{photos}", "identity,plan:fixed,plan:auto,plan:oracle",
+                  degradations="mix:lowlight+noise:moderate", limit=2)
+    assert {r.status for r in result.rows} == {"ok"}, [r.error for r in result.rows]
+    oracle = [r for r in result.rows if r.method == "plan:oracle"]
+    for row in oracle:
+        assert len(row.details["orders"]) == 8  # 2 orders x (2 noise members x 2 low-light members)
+        others = [r.psnr for r in result.rows if r.key == row.key and r.method != "plan:oracle"]
+        assert row.psnr >= max(others) - 1e-6
+        assert abs(row.psnr - max(row.details["orders"].values())) < 1e-3
+    (entry,) = plan_comparison(result)
+    assert entry["best_fixed_order"] in oracle[0].details["orders"]
+    assert entry["best_fixed_psnr"] <= entry["methods"]["plan:oracle"]["psnr"] + 1e-6
+    assert entry["methods"]["plan:auto"]["gap_to_oracle"] >= -1e-6
+    assert [r for r in result.rows if r.method == "plan:auto"][0].details["plan_details"]["mode"] == "auto"
+    assert "Plans against the oracle" in write_reports(result, tmp_path / "out")["report.md"].read_text()

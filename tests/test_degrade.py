@@ -298,3 +298,14 @@ def test_mix_fixed_kinds_applied_in_order(astronaut):
     assert np.array_equal(d.image, manual.image)
     with pytest.raises(ValueError, match="distinct"):
         D.mix(astronaut, rng(), kinds=["motion", "defocus"])
+
+
+def test_a_mixture_of_chosen_kinds_is_a_spec_item():
+    (item,) = D.parse_spec("mix:haze+rain+noise:light")
+    assert item.kinds == ("haze", "rain", "noise") and item.severity == "light"
+    made = D.degrade(np.zeros((24, 24, 3), np.float32) + 0.5, "mix:noise+haze", np.random.default_rng(0))
+    assert [s["type"] for s in made.params["steps"]] == ["haze", "noise"]  # applied in the camera's order
+    assert "haze" in made.description or "mist" in made.description or "fog" in made.description
+    for bad in ("mix:noise+noise", "mix:noise+sparkle", "mix:haze+noise:extreme"):
+        with pytest.raises(ValueError, match="mix:"):
+            D.parse_spec(bad)

@@ -163,6 +163,7 @@ class BenchmarkResult:
             "averages": self.averages,
             "published": [asdict(p) for p in self.published],
             "rows": [asdict(r) for r in self.rows],
+            "plans": plan_comparison(self),
             "seconds": self.seconds,
             "reused": self.reused,
         }
@@ -530,3 +531,36 @@ def _config_dict(config: BenchmarkConfig) -> dict:
     data["methods"] = list(config.methods)
     data["require"] = list(config.require)
     return data
+
+
+# --------------------------------------------------------------------------- plans against the oracle
+
+ORACLE = "plan:oracle"
+
+
+def plan_comparison(result: BenchmarkResult) -> list[dict]:
+    """Per task, when ``plan:oracle`` ran: the PSNR of every method, the best *fixed* order (the one
+    order of the true degradations, with its members, that is best on average over the task's images,
+    from the oracle's per-order PSNRs) and each method's gap to the oracle."""
+    if ORACLE not in [m.name for m in result.methods]:
+        return []
+    out = []
+    for task in result.tasks:
+        rows = [r for r in result.rows if r.task == task.name and r.method == ORACLE and r.status == "ok" and r.details]
+        orders = defaultdict(list)
+        for row in rows:
+            for order, psnr in row.details.get("orders", {}).items():
+                orders[order].append(psnr)
+        complete = {o: float(np.mean(v)) for o, v in orders.items() if len(v) == len(rows)}
+        best = max(complete, key=complete.get) if complete else None
+        oracle = result.aggregate(task.name, ORACLE)
+        entry = {"task": task.name, "label": task.label, "best_fixed_order": best,
+                 "best_fixed_psnr": complete.get(best) if best else None, "methods": {}}
+        for method in result.methods:
+            agg = result.aggregate(task.name, method.name)
+            if agg is None or agg.psnr is None:
+                continue
+            gap = oracle.psnr - agg.psnr if oracle is not None and oracle.psnr is not None else None
+            entry["methods"][method.name] = {"psnr": agg.psnr, "gap_to_oracle": gap}
+        out.append(entry)
+    return out

@@ -694,8 +694,8 @@ def describe(params: dict, rng: np.random.Generator) -> str:
     if kind == "clean":
         return _pick(rng, _CLEAN_SENTENCES)
     if kind == "mix":
-        a, b = (_phrase(p, rng) for p in params["steps"])
-        return _pick(rng, _MIX_TEMPLATES).format(a=a, b=b)
+        phrases = [_phrase(p, rng) for p in params["steps"]]
+        return _pick(rng, _MIX_TEMPLATES).format(a=", ".join(phrases[:-1]), b=phrases[-1])
     if kind not in _NOUNS:
         raise ValueError(f"cannot describe degradation type {kind!r}")
     if rng.random() < 0.3:
@@ -717,18 +717,22 @@ class SpecItem:
     name: str
     value: float | Range | None = None
     severity: str | None = None
+    kinds: tuple[str, ...] | None = None  # mix only: the kinds to combine (``mix:haze+noise``)
 
     def kwargs(self) -> dict:
         """Keyword arguments for ``DEGRADATIONS[name]``."""
         out: dict = {} if self.severity is None else {"severity": self.severity}
         if self.value is not None:
             out[PRIMARY[self.name].name] = self.value
+        if self.kinds is not None:
+            out["kinds"] = list(self.kinds)
         return out
 
 
 def parse_spec(spec: str) -> tuple[SpecItem, ...]:
     """Parse ``"noise:0-50,rain:heavy,jpeg:10,mix"``: comma-separated alternatives, each
-    ``name``, ``name:value``, ``name:low-high`` or ``name:light|moderate|heavy``."""
+    ``name``, ``name:value``, ``name:low-high`` or ``name:light|moderate|heavy``; a mixture of
+    chosen kinds is ``mix:haze+noise`` or ``mix:haze+rain+noise:moderate``."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError("empty degradation spec")
     return tuple(_parse_item(part.strip()) for part in spec.split(","))
@@ -743,6 +747,8 @@ def _parse_item(text: str) -> SpecItem:
         if ":" in text:
             raise ValueError(f"empty argument after {name!r}")
         return SpecItem(name)
+    if name == "mix" and "+" in arg:
+        return _parse_mix(arg)
     if arg.lower() in SEVERITIES:
         return SpecItem(name, severity=arg.lower())
     if name not in PRIMARY:
@@ -750,6 +756,17 @@ def _parse_item(text: str) -> SpecItem:
             f"{name!r} takes only a severity word ({'/'.join(SEVERITIES)}), got {arg!r}"
         )
     return SpecItem(name, value=_parse_value(name, arg))
+
+
+def _parse_mix(arg: str) -> SpecItem:
+    kinds_text, _, severity = arg.partition(":")
+    kinds = tuple(k.strip().lower() for k in kinds_text.split("+"))
+    families = [family_of(k) for k in kinds]
+    if any(k not in DEGRADATIONS or family_of(k) not in MIX_ORDER for k in kinds) or len(set(families)) != len(families):
+        raise ValueError(f"mix:{arg}: expected distinct kinds from {', '.join(MIX_ORDER)} joined by '+'")
+    if severity and severity.lower() not in SEVERITIES:
+        raise ValueError(f"mix:{arg}: unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)}")
+    return SpecItem("mix", severity=severity.lower() or None, kinds=kinds)
 
 
 def _parse_value(name: str, arg: str) -> float | Range:

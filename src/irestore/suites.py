@@ -44,6 +44,13 @@ __all__ = [
 
 DEFAULT_SYNTHETIC = "noise:25,noise:50,rain,haze,blur,jpeg:10,lowlight,mix"
 
+# the mixtures suite: two- and three-degradation combinations, moderate pairs and light triples
+MIXTURES = (
+    "haze+noise", "rain+noise", "lowlight+noise", "blur+jpeg", "noise+jpeg", "haze+jpeg", "rain+jpeg",
+    "lowlight+jpeg", "haze+lowlight", "blur+noise", "haze+rain+noise", "lowlight+noise+jpeg", "haze+noise+jpeg",
+)
+DEFAULT_MIXTURES = ",".join(f"mix:{m}:{'light' if m.count('+') > 1 else 'moderate'}" for m in MIXTURES)
+
 
 class SuiteError(ValueError):
     """A suite that cannot be built or read; the message says what is missing and how to supply it."""
@@ -89,11 +96,12 @@ SUITES: dict[str, Suite] = {
         Suite("denoise", (_cbsd68(15), _cbsd68(25), _cbsd68(50)), "promptir", published=True),
     )
 }
-SUITE_FORMS = (*SUITES, "denoise:DIR", "synthetic:DIR", "pairs:LQ_DIR,GT_DIR")
+SUITE_FORMS = (*SUITES, "denoise:DIR", "synthetic:DIR", "mixtures:DIR", "pairs:LQ_DIR,GT_DIR")
 
 
 def build_suite(name: str, degradations: str | None = None) -> Suite:
-    """A registered suite, or ``denoise:DIR`` / ``synthetic:DIR`` / ``pairs:LQ_DIR,GT_DIR``."""
+    """A registered suite, or ``denoise:DIR`` / ``synthetic:DIR`` / ``mixtures:DIR`` (13 seeded
+    combinations of two or three degradations, :data:`MIXTURES`) / ``pairs:LQ_DIR,GT_DIR``."""
     kind, sep, rest = name.partition(":")
     if not sep:
         if name not in SUITES:
@@ -108,6 +116,8 @@ def build_suite(name: str, degradations: str | None = None) -> Suite:
         return Suite(name, tuple(_cbsd68(s, folder, "denoise", "all") for s in (15, 25, 50)), "irestore")
     if kind == "synthetic":
         return Suite(name, _synthetic_tasks(rest, degradations or DEFAULT_SYNTHETIC), "irestore")
+    if kind == "mixtures":
+        return Suite(name, _synthetic_tasks(rest, degradations or DEFAULT_MIXTURES), "irestore")
     if kind == "pairs":
         family = _pairs_family(degradations)
         return Suite(name, (TaskSpec("pairs", "pairs", family, f"pairs:{rest}", "all"),), "irestore")
@@ -122,7 +132,8 @@ def _synthetic_tasks(folder: str, degradations: str) -> tuple[TaskSpec, ...]:
         except ValueError as error:
             raise SuiteError(f"--degradations: {error}") from error
         family = degrade.family_of(spec.name)
-        tasks.append(TaskSpec(_slug(item), item, family, f"folder:{folder}", "all", degradation=item))
+        label = "+".join(spec.kinds) if spec.kinds else item
+        tasks.append(TaskSpec(_slug(item), label, family, f"folder:{folder}", "all", degradation=item))
     if len({t.name for t in tasks}) != len(tasks):
         raise SuiteError(f"--degradations lists a degradation twice: {degradations}")
     return tuple(tasks)

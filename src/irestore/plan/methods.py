@@ -63,11 +63,14 @@ class OraclePlan(RestorationMethod):
         return plans[:ORACLE_LIMIT] or [[]]
 
     def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
+        if condition.reference is None:
+            raise ValueError("plan:oracle needs the ground truth (benchmark only)")
+        return torch.cat([self._best(single, condition, settings) for single in image.split(1)])
+
+    def _best(self, image: Tensor, condition: Condition, settings: RunSettings | None) -> Tensor:
         from irestore.io import tensor_to_rgb
         from irestore.metrics import psnr
 
-        if condition.reference is None:
-            raise ValueError("plan:oracle needs the ground truth (benchmark only)")
         planner = self.adaptive.planner
         classification = planner.classifier.classify(image)
         tried, best, best_score = {}, image, -np.inf
@@ -80,7 +83,7 @@ class OraclePlan(RestorationMethod):
             if score > best_score:
                 best, best_score = current, score
         self.last_details = {"plan": max(tried, key=tried.get), "orders": tried}
-        return best
+        return best.clamp(0, 1).cpu()
 
 
 def _card(spec: str) -> Card:

@@ -114,7 +114,11 @@ class _State:
     steps: tuple[PlanStep, ...]
     views: list[Tensor]
     score: float
-    remaining: frozenset[str]
+    probabilities: dict[str, float]  # mean over the views, per degradation label
+
+    @property
+    def done(self) -> set[str]:
+        return {s.label for s in self.steps}
 
 
 class Planner:
@@ -148,20 +152,25 @@ class Planner:
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def remaining_degradation(self, views: list[Tensor]) -> float:
-        """Mean over views of the summed degradation probabilities (0 = the classifier sees nothing wrong)."""
-        total = 0.0
+    def assess(self, views: list[Tensor]) -> tuple[float, dict[str, float]]:
+        """The remaining degradation of a set of views (mean over views of the summed degradation
+        probabilities; 0 = the classifier sees nothing wrong) and the mean probability per label."""
+        means = dict.fromkeys(DEGRADATIONS, 0.0)
         for view in views:
             probabilities = self.classifier.classify(view).probabilities
-            total += sum(probabilities[d] for d in DEGRADATIONS)
-        return total / len(views)
+            for d in DEGRADATIONS:
+                means[d] += probabilities[d] / len(views)
+        return sum(means.values()), means
+
+    def _threshold(self, classification: Classification) -> float:
+        threshold = self.settings.candidate_threshold
+        return classification.threshold if threshold is None else threshold
 
     # -- planning --------------------------------------------------------------------------
 
-    def candidates(self, classification: Classification, intent: Intent) -> list[str]:
-        threshold = self.settings.candidate_threshold
-        threshold = classification.threshold if threshold is None else threshold
-        found = {d for d in DEGRADATIONS if classification.probabilities.get(d, 0.0) >= threshold}
+    def candidates(self, probabilities: dict[str, float], threshold: float, intent: Intent) -> list[str]:
+        """Labels to plan steps for: those detected (at ``threshold``) and those the prompt names."""
+        found = {d for d in DEGRADATIONS if probabilities.get(d, 0.0) >= threshold}
         wanted = set(intent.force | intent.add)
         labels = wanted if intent.only else found | wanted
         return [label for label in FIXED_ORDER if label in labels - intent.forbid and self.members_for(label)]
@@ -170,7 +179,7 @@ class Planner:
     def plan(self, image: Tensor, classification: Classification, intent: Intent = Intent(),
              prompt: str = "", mode: str = "auto") -> Plan:
         started = time.perf_counter()
-        candidates = self.candidates(classification, intent)
+        candidates = self.candidates(classification.probabilities, self._threshold(classification), intent)
         plan = Plan(mode, [], list(classification.labels), candidates, intent.to_dict())
         if mode == "fixed":
             plan.steps = [PlanStep(label, self.members_for(label)[0]) for label in candidates]
@@ -183,10 +192,10 @@ class Planner:
 
     def _search(self, plan: Plan, image: Tensor, classification: Classification, intent: Intent, prompt: str) -> None:
         views = proxy_views(image, self.settings.proxy)
-        root = _State((), views, self.remaining_degradation(views), frozenset(plan.candidates))
+        root = _State((), views, *self.assess(views))
         plan.score_before = root.score
         best, beam = root, [root]
-        for _ in range(min(self.settings.max_steps, len(plan.candidates))):
+        for _ in range(self.settings.max_steps):
             children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt)]
             if not children:
                 break
@@ -201,11 +210,18 @@ class Planner:
         missing = len(intent.force - {s.label for s in state.steps})
         return missing, state.score
 
+    def _open(self, state: _State, plan: Plan, classification: Classification, intent: Intent) -> list[str]:
+        """Labels still to try after ``state``: the plan's candidates, and what the classifier now sees in
+        the state's views (haze under heavy noise often shows only once the noise is gone)."""
+        seen = self.candidates(state.probabilities, self._threshold(classification), intent)
+        for label in seen:
+            if label not in plan.candidates:
+                plan.candidates.append(label)
+        return [label for label in FIXED_ORDER if label in {*plan.candidates, *seen} - state.done]
+
     def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> list[_State]:
         children = []
-        for label in FIXED_ORDER:
-            if label not in state.remaining:
-                continue
+        for label in self._open(state, plan, classification, intent):
             for name in self.members_for(label):
                 step = PlanStep(label, name)
                 child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
@@ -234,13 +250,13 @@ class Planner:
         except Exception as error:  # one failing member must not end the plan
             record.outcome = f"failed: {type(error).__name__}: {error}"
             return None
-        record.score_after = self.remaining_degradation(views)
+        record.score_after, probabilities = self.assess(views)
         record.seconds = time.perf_counter() - began
         helped = record.gain > self.settings.margin
         record.outcome = "kept" if helped else ("forced" if forced else "rolled back")
         if not (helped or forced):
             return None
-        return _State(state.steps + (step,), views, record.score_after, state.remaining - {step.label})
+        return _State(state.steps + (step,), views, record.score_after, probabilities)
 
     def condition(self, step: PlanStep, classification: Classification, prompt: str) -> Condition:
         """What a step's member is told: its label, the classifier's severities, the prompt."""

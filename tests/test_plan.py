@@ -1,0 +1,224 @@
+"""The adaptive planner: prompt intents, member choice, rollback of harmful steps, forced and forbidden steps.
+
+The planner is driven by a stand-in classifier whose probabilities are measurements of the image
+(a blind noise estimate, the mean brightness), so each test knows what a correct decision is; the
+members are the real registered methods plus deliberately harmful stand-ins. One test runs the
+shipped classifier and pool on a held-out photo.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from irestore import degrade
+from irestore.conditioning.classifier import DEGRADATIONS, Classification
+from irestore.io import image_to_tensor, read_image, tensor_to_rgb
+from irestore.labels import LABELS
+from irestore.metrics import psnr
+from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
+from irestore.plan.adaptive import USER_PROMPT_SOURCES
+from irestore.restorers import ArrayMethod, Card, Condition, create_restorer
+from irestore.restorers.ffdnet import estimate_noise_sigma
+
+CROP = Path(__file__).parent / "data" / "aitzgorri_crop.png"
+
+
+# --------------------------------------------------------------------------- intents
+
+
+@pytest.mark.parametrize("text,force,forbid,only", [
+    ("remove the rain", {"rain"}, set(), False),
+    ("denoise only", {"noise"}, set(), True),
+    ("keep the grain", set(), {"noise"}, False),
+    ("remove the haze, but don't brighten it", {"haze"}, {"lowlight"}, False),
+    ("fix the defocus blur", {"defocus_blur"}, set(), False),
+    ("a portrait of my grandmother", set(), set(), False),
+])
+def test_a_user_prompt_forces_forbids_or_restricts_steps(text, force, forbid, only):
+    intent = parse_intent(text, from_user=True)
+    assert set(intent.force) == force and set(intent.forbid) == forbid and intent.only == only and not intent.add
+
+
+def test_a_caption_only_adds_candidates():
+    intent = parse_intent("a photo with heavy rain streaks and mild noise", from_user=False)
+    assert set(intent.add) == {"rain", "noise"} and not intent.force and not intent.only
+    assert parse_intent("a clean photo", from_user=False).empty
+    assert "caption" not in USER_PROMPT_SOURCES and "--prompt" in USER_PROMPT_SOURCES
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+class MeasuringClassifier:
+    """Noise from the blind σ estimate, low light from the mean brightness; nothing else is ever seen."""
+
+    name, backend, threshold, embedding_dim = "measuring", "measuring", 0.5, 8
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        sigma = estimate_noise_sigma(image)
+        probabilities = dict.fromkeys(LABELS, 0.0)
+        probabilities["noise"] = _sigmoid((sigma - 6.0) / 1.5)
+        probabilities["lowlight"] = _sigmoid((0.2 - float(image.mean())) / 0.02)
+        probabilities["clean"] = math.prod(1 - probabilities[d] for d in DEGRADATIONS)
+        severity = {d: 0.0 for d in DEGRADATIONS} | {"noise": min(sigma / 75, 1.0)}
+        return Classification(probabilities, severity, torch.zeros(1, 8), backend="measuring")
+
+
+class Harmful(ArrayMethod):
+    """Claims to fix noise and low light; adds noise and darkens instead."""
+
+    card = Card("harmful", "a stand-in that makes every image worse", fixes={"noise": (0, 75), "lowlight": (0.25, 0.02)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        rng = np.random.default_rng(0)
+        return np.clip(image * 0.7 + rng.normal(0, 0.1, image.shape), 0, 1).astype(np.float32)
+
+
+class HarmfulWhenLarge(ArrayMethod):
+    """Brightens small images (the proxy views) well, but adds noise to large ones (the whole image)."""
+
+    card = Card("harmful-when-large", "good on proxies, harmful on whole images", fixes={"lowlight": (0.25, 0.02)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        if max(image.shape[:2]) <= 192:
+            return image ** 0.4
+        return np.clip(image + np.random.default_rng(0).normal(0, 0.1, image.shape), 0, 1).astype(np.float32)
+
+
+def _planner(pool: dict, preferences: dict, **settings) -> AdaptiveRestorer:
+    planner = Planner(MeasuringClassifier(), pool, preferences, PlannerSettings(refine=None, **settings))
+    return AdaptiveRestorer(planner, "auto")
+
+
+def _clean() -> np.ndarray:
+    return read_image(CROP).rgb
+
+
+def _real(*names):
+    return {name: (lambda n=name: create_restorer(n)) for name in names}
+
+
+# --------------------------------------------------------------------------- choosing members
+
+
+def test_the_planner_picks_the_member_that_helps_and_rolls_back_the_harmful_one():
+    adaptive = _planner({**_real("ffdnet-color"), "harmful": Harmful()}, {"noise": ("harmful", "ffdnet-color")})
+    clean = _clean()
+    noisy = degrade.noise(clean, np.random.default_rng(0), sigma=25).image
+    result = adaptive.restore_planned(image_to_tensor(noisy))
+    assert result.plan.steps == [PlanStep("noise", "ffdnet-color")]
+    outcomes = {e.step: e.outcome for e in result.plan.evaluations}
+    assert outcomes == {"noise:harmful": "rolled back", "noise:ffdnet-color": "kept"}
+    assert "noise:harmful" in result.plan.rolled_back
+    assert psnr(tensor_to_rgb(result.image), clean) > psnr(noisy, clean) + 5
+
+
+def test_dark_images_get_the_brightening_member_and_orders_combine_both():
+    adaptive = _planner({**_real("ffdnet-color", "gamma"), "harmful": Harmful()},
+                        {"noise": ("ffdnet-color", "harmful"), "lowlight": ("harmful", "gamma")})
+    clean = _clean()
+    dark = degrade.lowlight(clean, np.random.default_rng(0), brightness=0.08).image
+    result = adaptive.restore_planned(image_to_tensor(dark))
+    steps = [str(s) for s in result.plan.steps]
+    assert steps[0] == "lowlight:gamma" and "harmful" not in " ".join(steps)
+    assert set(steps) <= {"lowlight:gamma", "noise:ffdnet-color"}  # brightening may uncover noise, found afterwards
+    assert psnr(tensor_to_rgb(result.image), clean) > psnr(dark, clean) + 3
+
+    noisy_dark = degrade.noise(dark, np.random.default_rng(1), sigma=20).image
+    both = adaptive.restore_planned(image_to_tensor(noisy_dark))
+    assert sorted(str(s) for s in both.plan.steps) == ["lowlight:gamma", "noise:ffdnet-color"]
+
+
+def test_a_clean_photo_goes_through_untouched():
+    adaptive = _planner({**_real("ffdnet-color", "gamma")}, {"noise": ("ffdnet-color",), "lowlight": ("gamma",)})
+    clean = image_to_tensor(_clean())
+    result = adaptive.restore_planned(clean)
+    assert result.plan.steps == [] and result.run == []
+    assert torch.equal(result.image, clean)
+
+
+def test_a_step_that_only_harms_leaves_the_image_as_it_was():
+    adaptive = _planner({"harmful": Harmful()}, {"noise": ("harmful",)})
+    noisy = image_to_tensor(degrade.noise(_clean(), np.random.default_rng(0), sigma=25).image)
+    result = adaptive.restore_planned(noisy)
+    assert result.plan.steps == [] and torch.equal(result.image, noisy)
+
+
+def test_the_whole_image_run_rolls_back_a_step_that_helped_only_on_the_proxy():
+    adaptive = _planner({"harmful-when-large": HarmfulWhenLarge()}, {"lowlight": ("harmful-when-large",)})
+    clean = np.tile(_clean(), (2, 2, 1))  # 384 px: larger than the proxy views
+    dark = image_to_tensor(degrade.lowlight(clean, np.random.default_rng(0), brightness=0.08).image)
+    result = adaptive.restore_planned(dark)
+    assert [str(s) for s in result.plan.steps] == ["lowlight:harmful-when-large"]  # the proxy said it helps
+    assert result.run[0]["kept"] is False and torch.equal(result.image, dark)
+    assert "lowlight:harmful-when-large" in result.to_record()["plan_rolled_back"]
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def test_a_forced_step_runs_even_without_gain_and_a_forbidden_one_never():
+    pool = {**_real("ffdnet-color"), "harmful": Harmful()}
+    noisy = image_to_tensor(degrade.noise(_clean(), np.random.default_rng(0), sigma=25).image)
+    forced = _planner({"harmful": Harmful()}, {"noise": ("harmful",)}).restore_planned(
+        noisy, prompt="remove the noise", prompt_source="--prompt")
+    assert [str(s) for s in forced.plan.steps] == ["noise:harmful"]
+    assert [e.outcome for e in forced.plan.evaluations] == ["forced"] and forced.run[0]["kept"]
+    kept_grain = _planner(pool, {"noise": ("ffdnet-color",)}).restore_planned(noisy, prompt="keep the grain", prompt_source="--prompt")
+    assert kept_grain.plan.steps == [] and torch.equal(kept_grain.image, noisy)
+
+
+def test_only_restricts_the_plan_to_what_the_prompt_names():
+    adaptive = _planner(_real("ffdnet-color", "gamma"), {"noise": ("ffdnet-color",), "lowlight": ("gamma",)})
+    dark = degrade.lowlight(_clean(), np.random.default_rng(0), brightness=0.08).image
+    noisy_dark = image_to_tensor(degrade.noise(dark, np.random.default_rng(1), sigma=20).image)
+    result = adaptive.restore_planned(noisy_dark, prompt="denoise only", prompt_source="--prompt")
+    assert [str(s) for s in result.plan.steps] == ["noise:ffdnet-color"]
+
+
+def test_a_caption_that_names_a_degradation_the_image_lacks_is_rolled_back():
+    adaptive = _planner({"harmful": Harmful()}, {"noise": ("harmful",)})
+    clean = image_to_tensor(_clean())
+    result = adaptive.restore_planned(clean, prompt="a photo with heavy noise", prompt_source="caption")
+    assert result.plan.candidates == ["noise"] and result.plan.steps == []
+
+
+# --------------------------------------------------------------------------- fixed and explicit plans
+
+
+def test_fixed_mode_follows_the_camera_reverse_order_without_evaluating():
+    pool = _real("ffdnet-color", "gamma")
+    planner = Planner(MeasuringClassifier(), pool, {"noise": ("ffdnet-color",), "lowlight": ("gamma",)}, PlannerSettings(refine=None))
+    dark = degrade.lowlight(_clean(), np.random.default_rng(0), brightness=0.08).image
+    noisy_dark = image_to_tensor(degrade.noise(dark, np.random.default_rng(1), sigma=20).image)
+    result = AdaptiveRestorer(planner, "fixed").restore_planned(noisy_dark)
+    assert [str(s) for s in result.plan.steps] == ["noise:ffdnet-color", "lowlight:gamma"]  # noise before exposure
+    assert result.plan.evaluations == [] and all(entry["kept"] for entry in result.run)
+
+
+def test_explicit_plans_are_parsed_and_checked():
+    assert explicit_plan("jpeg:dcp, noise:ffdnet-color", {"dcp", "ffdnet-color"}) == [PlanStep("jpeg", "dcp"), PlanStep("noise", "ffdnet-color")]
+    for bad, message in (("noise", "LABEL:METHOD"), ("sharpen:dcp", "unknown label"), ("noise:magic", "unknown method"), ("", "empty plan")):
+        with pytest.raises(ValueError, match=message):
+            explicit_plan(bad, {"dcp", "ffdnet-color"})
+
+
+# --------------------------------------------------------------------------- the shipped pool
+
+
+def test_the_shipped_classifier_and_pool_denoise_a_held_out_photo_with_ffdnet():
+    adaptive = AdaptiveRestorer.create("auto")
+    clean = _clean()
+    noisy = degrade.noise(clean, np.random.default_rng(0), sigma=25).image
+    result = adaptive.restore_planned(image_to_tensor(noisy))
+    assert result.plan.steps[0] == PlanStep("noise", "ffdnet-color")
+    assert psnr(tensor_to_rgb(result.image), clean) > psnr(noisy, clean) + 6
+    clean_result = adaptive.restore_planned(image_to_tensor(clean))
+    assert clean_result.plan.steps == [] and np.array_equal(tensor_to_rgb(clean_result.image), clean)
