@@ -222,3 +222,18 @@ def test_the_shipped_classifier_and_pool_denoise_a_held_out_photo_with_ffdnet():
     assert psnr(tensor_to_rgb(result.image), clean) > psnr(noisy, clean) + 6
     clean_result = adaptive.restore_planned(image_to_tensor(clean))
     assert clean_result.plan.steps == [] and np.array_equal(tensor_to_rgb(clean_result.image), clean)
+
+
+def test_a_step_rolled_back_on_the_whole_image_gives_way_to_the_next_best_member():
+    from irestore.plan.search import Evaluation, Plan
+
+    planner = Planner(MeasuringClassifier(), {"harmful-when-large": HarmfulWhenLarge(), **_real("gamma")},
+                      {"lowlight": ("harmful-when-large", "gamma")}, PlannerSettings(refine=None))
+    clean = np.tile(_clean(), (2, 2, 1))
+    dark = image_to_tensor(degrade.lowlight(clean, np.random.default_rng(0), brightness=0.08).image)
+    plan = Plan("auto", [PlanStep("lowlight", "harmful-when-large")], ["lowlight"], ["lowlight"], {},
+                evaluations=[Evaluation([], "lowlight:harmful-when-large", 1.0, 0.1, 0.0, "kept"),
+                             Evaluation([], "lowlight:gamma", 1.0, 0.2, 0.0, "kept")])
+    out, run = planner.run(dark, plan, planner.classifier.classify(dark))
+    assert [(e["step"], e["kept"]) for e in run] == [("lowlight:harmful-when-large", False), ("lowlight:gamma", True)]
+    assert psnr(tensor_to_rgb(out), clean) > psnr(tensor_to_rgb(dark), clean) + 3

@@ -25,6 +25,7 @@ def plan_command(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
     plan: Annotated[str, typer.Option(help="auto, fixed, or explicit steps (LABEL:METHOD,...), as for restore.")] = "auto",
     prompt: Annotated[str | None, typer.Option(help="A prompt whose intent steers the plan (\"remove the rain\", \"keep the grain\").")] = None,
+    refine: Annotated[bool, typer.Option(help="Let the search try the diffusion restorer as a final refinement.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of the diffusion members' sampling.")] = 0,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout (the plan with every evaluation).")] = False,
@@ -38,7 +39,7 @@ def plan_command(
     if not input.exists():
         _fail_usage(f"INPUT {input}: no such file or folder")
     try:
-        adaptive = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed)
+        adaptive = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed, refine=refine)
     except (FileNotFoundError, ValueError, KeyError) as error:
         _fail_usage(f"--plan {plan}: {error}")
     table = Table(title=f"irestore plan ({plan})")

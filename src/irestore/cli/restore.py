@@ -42,6 +42,7 @@ def restore(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
     output: Annotated[Path, typer.Argument(help="Output folder (mirrors INPUT's tree), or a file for one image.")],
     plan: Annotated[str, typer.Option(help="auto (default: the classifier and a search choose and order pool members per image), fixed (detected degradations in the fixed order), none (one model alone, see --model), or explicit steps such as jpeg:allinone-small,noise:ffdnet-color.")] = "auto",
+    refine: Annotated[bool, typer.Option(help="Let --plan auto try the diffusion restorer as a final refinement (kept only when it clearly helps).")] = False,
     model: Annotated[str | None, typer.Option(help="Run this one model alone (implies --plan none): allinone-small, ffdnet-color, any registered method, or a checkpoint path.")] = None,
     prompt: Annotated[str | None, typer.Option(help="Text prompt for every image.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
@@ -90,7 +91,7 @@ def restore(
     needs_caption = any(job.prompt_source == "caption" for job in jobs)
     caption_model = _load_captioner(captioner, device) if needs_caption else None
     if model is None and plan != "none":
-        restorer = _load_planned(plan, device, seed)
+        restorer = _load_planned(plan, device, seed, refine)
     else:
         restorer = _load(model or DEFAULT_MODEL, device, precision)
     summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model)
@@ -109,12 +110,12 @@ def _load(model: str, device: str, precision: str):
     return restorer
 
 
-def _load_planned(plan: str, device: str, seed: int):
+def _load_planned(plan: str, device: str, seed: int, refine: bool):
     from irestore.devices import resolve_device
     from irestore.plan import AdaptiveRestorer
 
     try:
-        restorer = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed)
+        restorer = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed, refine=refine)
     except (FileNotFoundError, ValueError, KeyError) as error:
         _fail_usage(f"--plan {plan}: {error}")
     err.print(f"plan: {restorer.description}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from torch import Tensor
 
@@ -24,6 +24,7 @@ from irestore.plan.search import MODES, Plan, Planner, PlannerSettings, explicit
 from irestore.restorers.base import RunSettings
 
 USER_PROMPT_SOURCES = ("--prompt", "prompt-file", "sidecar")  # a person wrote these: their steps are forced
+REFINE_MEMBER = "allinone-small"
 
 
 @dataclass
@@ -35,11 +36,18 @@ class PlanResult:
     run: list[dict] = field(default_factory=list)  # per step on the whole image: seconds, scores, kept
     seconds: float = 0.0
 
+    @property
+    def applied(self) -> str:
+        """The steps that ran and were kept on the whole image, as ``--plan`` takes them."""
+        return ",".join(e["step"] for e in self.run if e["kept"])
+
     def to_record(self) -> dict:
-        """The manifest's fields for this image."""
+        """The manifest's fields for this image: ``plan`` is what was applied, ``plan_proposed``
+        what the search chose on the proxy."""
         return {
             "labels": self.classification.labels,
-            "plan": self.plan.spec(),
+            "plan": self.applied,
+            "plan_proposed": self.plan.spec(),
             "plan_mode": self.plan.mode,
             "plan_details": self.plan.to_dict(),
             "plan_run": self.run,
@@ -55,7 +63,7 @@ class AdaptiveRestorer:
         self.planner = planner
         self.mode = mode
         self.explicit = None if mode in MODES else explicit_plan(mode, set(planner.names))
-        self.name = f"plan:{mode}"
+        self.name = f"plan:{mode}" + ("+refine" if planner.settings.refine else "")
         self.description = description or f"adaptive plan ({mode}) over {', '.join(planner.names)}"
         self.fingerprint = hashlib.sha256(
             f"{getattr(planner.classifier, 'fingerprint', '')}|{mode}|{','.join(planner.names)}|{planner.settings}".encode()
@@ -64,9 +72,12 @@ class AdaptiveRestorer:
     @classmethod
     def create(cls, mode: str = "auto", device: str = "cpu", pool: tuple[str, ...] = DEFAULT_POOL,
                classifier: Classifier | str = DEFAULT_CLASSIFIER, settings: PlannerSettings = PlannerSettings(),
-               seed: int = 0) -> AdaptiveRestorer:
+               seed: int = 0, refine: bool = False) -> AdaptiveRestorer:
         """The default pool's members load lazily (the first plan that uses one loads its weights);
-        an explicit plan may also name any other registered blind method."""
+        an explicit plan may also name any other registered blind method. ``refine`` lets the search
+        try the diffusion restorer as a final refinement."""
+        if refine:
+            settings = replace(settings, refine=REFINE_MEMBER)
         if mode not in MODES:
             pool = tuple(dict.fromkeys([*pool, *(step.partition(":")[2] for step in mode.split(",") if step.strip())]))
         if isinstance(classifier, str):

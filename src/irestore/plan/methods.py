@@ -1,7 +1,8 @@
 """The planner as restoration methods for ``irestore benchmark`` (registered on import).
 
 - ``plan:auto``   the default of ``irestore restore``: classify, search on the proxy, roll back; blind
-  (its prompt is the classifier's caption, as with ``--prompt-from-caption``);
+  (its prompt is the classifier's caption, as with ``--prompt-from-caption``); ``plan:auto+refine``
+  also tries the diffusion restorer as a final refinement (``--refine``);
 - ``plan:fixed``  the detected labels in the fixed order with each label's preferred member;
 - ``plan:oracle`` an upper bound: the *true* labels, every order and every member choice run on the
   whole image, the best by PSNR against the ground truth kept. Its row details list the PSNR of every
@@ -24,6 +25,7 @@ from irestore.restorers.base import Card, Condition, RestorationMethod, RunSetti
 from irestore.restorers.registry import MethodInfo, register_restorer
 
 PREFIX = "plan:"
+REFINE_SUFFIX = "+refine"  # plan:auto+refine: the search may end with a diffusion refinement
 ORACLE_LIMIT = 48  # most plans the oracle runs per image
 
 
@@ -31,8 +33,8 @@ class PlanMethod(RestorationMethod):
     """``plan:auto`` / ``plan:fixed`` / ``plan:STEPS`` behind the restoration-method contract."""
 
     def __init__(self, spec: str, device: str = "cpu", seed: int = 0) -> None:
-        mode = spec[len(PREFIX):]
-        self.adaptive = AdaptiveRestorer.create(mode, device=device, seed=seed)
+        mode, refine = spec[len(PREFIX):], spec.endswith(REFINE_SUFFIX)
+        self.adaptive = AdaptiveRestorer.create(mode.removesuffix(REFINE_SUFFIX), device=device, seed=seed, refine=refine)
         self.card = _card(spec)
         self.last_details: dict | None = None
 
@@ -40,7 +42,7 @@ class PlanMethod(RestorationMethod):
         out = []
         for single in image.split(1):
             result = self.adaptive.restore_planned(single, settings=settings)
-            self.last_details = {"plan": result.plan.spec(), **result.to_record()}
+            self.last_details = result.to_record()
             out.append(result.image)
         return torch.cat(out)
 
@@ -87,7 +89,7 @@ class OraclePlan(RestorationMethod):
 
 
 def _card(spec: str) -> Card:
-    mode = spec[len(PREFIX):]
+    mode = spec[len(PREFIX):].removesuffix(REFINE_SUFFIX)
     summary = {
         "auto": "adaptive plan: classifier, proxy search with rollback, diffusion refinement (the restore default)",
         "fixed": "detected labels in the fixed order (jpeg, noise, blur, rain, low light, haze), preferred members",

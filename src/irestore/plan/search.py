@@ -5,9 +5,10 @@ member for one label. A beam search tries every remaining step on the proxy of e
 sequence, scores the result by the classifier's *remaining degradation* (the sum of its
 degradation probabilities over the proxy's views: lower is better, and a step that adds an
 artefact pays for it), keeps the ``beam`` best sequences, and rolls back every step whose gain is
-not above ``margin`` (a forced step is kept anyway). The best sequence found is the plan; a
-final refinement by the diffusion restorer is tried last and kept only when it helps. So a clean
-photo, or one whose only candidate steps do not help, goes through untouched.
+not above ``margin`` (a forced step is kept anyway). The best sequence found is the plan; with
+``refine`` set, a final refinement by the diffusion restorer is tried last and kept only when it
+clearly helps (off by default: on the held-out photos the classifier favoured it after FFDNet while
+it cost PSNR). So a clean photo, or one whose only candidate steps do not help, goes through untouched.
 
 ``fixed`` mode skips the search: one step per detected label, in :data:`FIXED_ORDER` (the reverse
 of the camera pipeline), each with the label's preferred member.
@@ -102,10 +103,12 @@ def _round(value: float | None) -> float | None:
 @dataclass(frozen=True)
 class PlannerSettings:
     beam: int = 2
-    margin: float = 0.03  # least drop in remaining degradation for a step to count as a help
+    margin: float = 0.05  # least drop in remaining degradation for a step to count as a help
+    refine_margin: float = 0.1  # the same for the final refinement, which must clearly help (it smooths)
     max_steps: int = 4
     candidate_threshold: float | None = None  # None: the classifier's own threshold
-    refine: str | None = "allinone-small"  # final refinement member (None: never)
+    accept: float = 0.1  # a member that leaves its label below this probability ends the search for that label
+    refine: str | None = None  # final refinement member to try, e.g. "allinone-small" (None: never)
     proxy: ProxySettings = ProxySettings()
 
 
@@ -160,7 +163,7 @@ class Planner:
             probabilities = self.classifier.classify(view).probabilities
             for d in DEGRADATIONS:
                 means[d] += probabilities[d] / len(views)
-        return sum(means.values()), means
+        return _remaining(means), means
 
     def _threshold(self, classification: Classification) -> float:
         threshold = self.settings.candidate_threshold
@@ -227,17 +230,20 @@ class Planner:
                 child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
                 if child is not None:
                     children.append(child)
+                    if child.probabilities[label] < self.settings.accept:
+                        break  # fixed: the label's other (usually costlier) members need not be tried
         return children
 
     def _refine(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> _State:
         name = self.settings.refine
         if not state.steps or name is None or name not in self._pool or any(s.method == name for s in state.steps):
             return state
-        child = self._try(state, PlanStep(REFINE, name), plan, classification, prompt, forced=False)
+        child = self._try(state, PlanStep(REFINE, name), plan, classification, prompt, forced=False,
+                          margin=self.settings.refine_margin)
         return child if child is not None else state
 
     def _try(self, state: _State, step: PlanStep, plan: Plan, classification: Classification, prompt: str,
-             forced: bool) -> _State | None:
+             forced: bool, margin: float | None = None) -> _State | None:
         began = time.perf_counter()
         record = Evaluation([str(s) for s in state.steps], str(step), state.score, state.score, 0.0, "")
         plan.evaluations.append(record)
@@ -252,7 +258,7 @@ class Planner:
             return None
         record.score_after, probabilities = self.assess(views)
         record.seconds = time.perf_counter() - began
-        helped = record.gain > self.settings.margin
+        helped = record.gain > (self.settings.margin if margin is None else margin)
         record.outcome = "kept" if helped else ("forced" if forced else "rolled back")
         if not (helped or forced):
             return None
@@ -270,29 +276,42 @@ class Planner:
     def run(self, image: Tensor, plan: Plan, classification: Classification, prompt: str = "",
             settings: RunSettings | None = None, verify: bool = True, forced: frozenset[str] = frozenset()) -> tuple[Tensor, list[dict]]:
         """Run the plan's steps on the whole image. With ``verify``, a step after which the classifier
-        sees more degradation in the whole image than before is rolled back (unless forced)."""
+        sees more degradation in the whole image than before is rolled back (unless forced), and the
+        label's next-best member on the proxy is tried in its place."""
         current = image
-        score = self.classifier_score(current) if verify and plan.steps else None
+        score = _remaining(classification.probabilities) if verify and plan.steps else None
         done = []
         for step in plan.steps:
-            began = time.perf_counter()
-            out = self.member(step.method).restore(current, self.condition(step, classification, prompt), settings)
-            entry = {"step": str(step), "seconds": round(time.perf_counter() - began, 3), "kept": True}
-            if score is not None:
+            for attempt in [step, *(PlanStep(step.label, m) for m in self.alternatives(plan, step))] if score is not None else [step]:
+                began = time.perf_counter()
+                out = self.member(attempt.method).restore(current, self.condition(attempt, classification, prompt), settings)
+                entry = {"step": str(attempt), "seconds": round(time.perf_counter() - began, 3), "kept": True}
+                done.append(entry)
+                if score is None:
+                    current = out
+                    break
                 after = self.classifier_score(out)
                 entry |= {"score_before": round(score, 4), "score_after": round(after, 4)}
-                if after > score and step.label not in forced:
-                    entry["kept"] = False
-                    done.append(entry)
-                    continue
-                score = after
-            current = out
-            done.append(entry)
+                if after <= score or attempt.label in forced:
+                    current, score = out, after
+                    break
+                entry["kept"] = False
         return current, done
 
+    @staticmethod
+    def alternatives(plan: Plan, step: PlanStep) -> list[str]:
+        """Other members that helped with ``step.label`` on the proxy, best first."""
+        tried = [e for e in plan.evaluations if e.step.startswith(f"{step.label}:") and e.outcome in ("kept", "forced")]
+        ranked = [e.step.partition(":")[2] for e in sorted(tried, key=lambda e: e.score_after)]
+        return [m for m in dict.fromkeys(ranked) if m != step.method]
+
     def classifier_score(self, image: Tensor) -> float:
-        probabilities = self.classifier.classify(image).probabilities
-        return float(sum(probabilities[d] for d in DEGRADATIONS))
+        return _remaining(self.classifier.classify(image).probabilities)
+
+
+def _remaining(probabilities: dict[str, float]) -> float:
+    """The remaining degradation of one classification: its degradation probabilities summed."""
+    return float(sum(probabilities[d] for d in DEGRADATIONS))
 
 
 def explicit_plan(spec: str, known: set[str]) -> list[PlanStep]:
