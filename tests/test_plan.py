@@ -237,3 +237,30 @@ def test_a_step_rolled_back_on_the_whole_image_gives_way_to_the_next_best_member
     out, run = planner.run(dark, plan, planner.classifier.classify(dark))
     assert [(e["step"], e["kept"]) for e in run] == [("lowlight:harmful-when-large", False), ("lowlight:gamma", True)]
     assert psnr(tensor_to_rgb(out), clean) > psnr(tensor_to_rgb(dark), clean) + 3
+
+
+class Smoother(ArrayMethod):
+    """A generalist stand-in refinement: a light box blur (removes what is left of noise)."""
+
+    card = Card("smoother", "3x3 box blur", fixes={"noise": (0, 75)}, any_input=True, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        import cv2
+
+        return cv2.blur(image, (3, 3))
+
+
+def test_the_refinement_is_tried_last_only_when_asked_and_kept_only_when_it_clearly_helps():
+    pool = {"harmful": Harmful(), **_real("gamma"), "smoother": Smoother()}
+    noisy_dark = degrade.noise(degrade.lowlight(_clean(), np.random.default_rng(0), brightness=0.08).image,
+                               np.random.default_rng(1), sigma=15).image
+    without = Planner(MeasuringClassifier(), pool, {"lowlight": ("gamma",)}, PlannerSettings(refine=None))
+    plan = without.plan(image_to_tensor(noisy_dark), without.classifier.classify(image_to_tensor(noisy_dark)))
+    assert [str(s) for s in plan.steps] == ["lowlight:gamma"] and "refine" not in str(plan.to_dict())
+    refined = Planner(MeasuringClassifier(), pool, {"lowlight": ("gamma",)}, PlannerSettings(refine="smoother"))
+    plan = refined.plan(image_to_tensor(noisy_dark), refined.classifier.classify(image_to_tensor(noisy_dark)))
+    assert [str(s) for s in plan.steps] == ["lowlight:gamma", "refine:smoother"]  # brightened noise, then smoothed
+    assert plan.evaluations[-1].step == "refine:smoother" and plan.evaluations[-1].gain > 0.1
+    harmful = Planner(MeasuringClassifier(), pool, {"lowlight": ("gamma",)}, PlannerSettings(refine="harmful"))
+    plan = harmful.plan(image_to_tensor(noisy_dark), harmful.classifier.classify(image_to_tensor(noisy_dark)))
+    assert [str(s) for s in plan.steps] == ["lowlight:gamma"] and plan.evaluations[-1].outcome == "rolled back"
