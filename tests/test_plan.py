@@ -264,3 +264,20 @@ def test_the_refinement_is_tried_last_only_when_asked_and_kept_only_when_it_clea
     harmful = Planner(MeasuringClassifier(), pool, {"lowlight": ("gamma",)}, PlannerSettings(refine="harmful"))
     plan = harmful.plan(image_to_tensor(noisy_dark), harmful.classifier.classify(image_to_tensor(noisy_dark)))
     assert [str(s) for s in plan.steps] == ["lowlight:gamma"] and plan.evaluations[-1].outcome == "rolled back"
+
+
+def test_the_preferred_member_wins_unless_another_is_clearly_better():
+    noisy = image_to_tensor(degrade.noise(_clean(), np.random.default_rng(0), sigma=25).image)
+
+    def plan(**settings):
+        planner = Planner(MeasuringClassifier(), _real("nlm", "ffdnet-color"), {"noise": ("nlm", "ffdnet-color")},
+                          PlannerSettings(refine=None, **settings))
+        return AdaptiveRestorer(planner).plan(noisy)[0]
+
+    first = plan(accept=1.0)  # any fix ends the label's search: the second member is not tried
+    assert [e.step for e in first.evaluations] == ["noise:nlm"] and [str(s) for s in first.steps] == ["noise:nlm"]
+    by_score = plan(accept=0.0, preference_penalty=0.0)
+    scores = {e.step: e.score_after for e in by_score.evaluations}
+    assert set(scores) == {"noise:nlm", "noise:ffdnet-color"}
+    assert [str(s) for s in by_score.steps] == [min(scores, key=scores.get)]  # no penalty: the lower score wins
+    assert [str(s) for s in plan(accept=0.0, preference_penalty=10.0).steps] == ["noise:nlm"]  # a large one keeps the preferred

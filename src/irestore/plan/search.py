@@ -108,6 +108,7 @@ class PlannerSettings:
     max_steps: int = 4
     candidate_threshold: float | None = None  # None: the classifier's own threshold
     accept: float = 0.1  # a member that leaves its label below this probability ends the search for that label
+    preference_penalty: float = 0.15  # cost of using a label's second member instead of its first (see _cost)
     refine: str | None = None  # final refinement member to try, e.g. "allinone-small" (None: never)
     proxy: ProxySettings = ProxySettings()
 
@@ -202,16 +203,23 @@ class Planner:
             children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt)]
             if not children:
                 break
-            children.sort(key=lambda s: s.score)
+            children.sort(key=self._cost)
             beam = children[: self.settings.beam]
             best = min([best, *beam], key=lambda s: self._rank(s, intent))
         best = self._refine(best, plan, classification, intent, prompt)
         plan.steps, plan.score_after = list(best.steps), best.score
 
     def _rank(self, state: _State, intent: Intent) -> tuple[int, float]:
-        """Sequences that hold every forced label first, then by remaining degradation."""
+        """Sequences that hold every forced label first, then by cost."""
         missing = len(intent.force - {s.label for s in state.steps})
-        return missing, state.score
+        return missing, self._cost(state)
+
+    def _cost(self, state: _State) -> float:
+        """Remaining degradation, plus a penalty per step for each place its member stands below the
+        label's preferred one: the classifier sees whether a degradation is gone, not how faithfully
+        (the dark channel prior removes haze more visibly than the diffusion restorer, at a lower PSNR)."""
+        demotion = sum(self.members_for(s.label).index(s.method) for s in state.steps if s.method in self.members_for(s.label))
+        return state.score + self.settings.preference_penalty * demotion
 
     def _open(self, state: _State, plan: Plan, classification: Classification, intent: Intent) -> list[str]:
         """Labels still to try after ``state``: the plan's candidates, and what the classifier now sees in
@@ -298,12 +306,11 @@ class Planner:
                 entry["kept"] = False
         return current, done
 
-    @staticmethod
-    def alternatives(plan: Plan, step: PlanStep) -> list[str]:
-        """Other members that helped with ``step.label`` on the proxy, best first."""
-        tried = [e for e in plan.evaluations if e.step.startswith(f"{step.label}:") and e.outcome in ("kept", "forced")]
-        ranked = [e.step.partition(":")[2] for e in sorted(tried, key=lambda e: e.score_after)]
-        return [m for m in dict.fromkeys(ranked) if m != step.method]
+    def alternatives(self, plan: Plan, step: PlanStep) -> list[str]:
+        """Other members that helped with ``step.label`` on the proxy, in preference order."""
+        helped = {e.step.partition(":")[2] for e in plan.evaluations
+                  if e.step.startswith(f"{step.label}:") and e.outcome in ("kept", "forced")}
+        return [m for m in self.members_for(step.label) if m in helped and m != step.method]
 
     def classifier_score(self, image: Tensor) -> float:
         return _remaining(self.classifier.classify(image).probabilities)
