@@ -173,8 +173,9 @@ def test_labels_threshold_clean_and_top_label():
 
 
 def test_route_undoes_degradations_in_reverse_camera_order():
-    c = _classification({"haze": 0.9, "rain": 0.8, "noise": 0.7, "jpeg": 0.6, "motion_blur": 0.55})
-    assert route(c) == ["jpeg-artifact-removal", "denoise", "motion-deblur", "derain", "dehaze"]
+    c = _classification({"haze": 0.9, "rain": 0.8, "noise": 0.7, "jpeg": 0.6, "motion_blur": 0.55, "lowres": 0.53, "lowlight": 0.52})
+    assert route(c) == ["jpeg-artifact-removal", "denoise", "motion-deblur", "derain", "low-light-enhancement",
+                        "dehaze", "super-resolution"]
     assert route(_classification({"clean": 1.0})) == []
 
 

@@ -27,6 +27,10 @@ LABELS: tuple[str, ...] = (
 LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
 NUM_LABELS = len(LABELS)
 
+UNDO_ORDER: tuple[str, ...] = ("jpeg", "noise", "motion_blur", "defocus_blur", "rain", "lowlight", "haze", "lowres")
+"""The order to undo degradations without evaluating: the reverse of a camera pipeline (compression,
+sensor noise, optics, the scene's rain, exposure, haze), with resolution last."""
+
 # degradation type (degrade.py params["type"]) -> label
 TYPE_TO_LABEL = {
     "noise": "noise",

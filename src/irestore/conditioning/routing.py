@@ -1,13 +1,14 @@
 """Which restorations an image needs, in which order (M3UNET-style routing from the classifier).
 
-Degradations are undone in the reverse of the order a camera pipeline (and ``degrade.mix``)
-applies them: scene (haze, rain), optics (blur), sampling (resolution), exposure, sensor
-noise, compression. So JPEG blocks come off first and haze last.
+Degradations are undone in :data:`irestore.labels.UNDO_ORDER`, the reverse of a camera pipeline:
+compression, noise, blur, rain, low light, haze, then resolution. The planner (``irestore.plan``)
+uses the same order when it does not evaluate (``--plan fixed``) and searches for a better one otherwise.
 """
 
 from __future__ import annotations
 
 from irestore.conditioning.classifier import Classification
+from irestore.labels import UNDO_ORDER
 
 RESTORATIONS: dict[str, str] = {
     "jpeg": "jpeg-artifact-removal",
@@ -19,7 +20,6 @@ RESTORATIONS: dict[str, str] = {
     "rain": "derain",
     "haze": "dehaze",
 }
-UNDO_ORDER = tuple(RESTORATIONS)  # dict order above is the order to undo degradations
 
 
 def route(classification: Classification) -> list[str]:

@@ -24,12 +24,12 @@ from torch import Tensor
 
 from irestore.conditioning.captioners import degradation_caption
 from irestore.conditioning.classifier import DEGRADATIONS, Classification, Classifier
+from irestore.labels import UNDO_ORDER
 from irestore.plan.intent import Intent
 from irestore.plan.proxy import ProxySettings, proxy_views
 from irestore.restorers.base import Condition, MethodSkipped, RestorationMethod, RunSettings
 
-FIXED_ORDER = ("jpeg", "noise", "motion_blur", "defocus_blur", "rain", "lowlight", "haze", "lowres")
-"""The order without evaluation: compression, noise, blur, rain, low light, haze, resolution."""
+FIXED_ORDER = UNDO_ORDER  # the order without evaluation: compression, noise, blur, rain, low light, haze, resolution
 
 REFINE = "refine"  # the label of the optional final refinement step
 MODES = ("auto", "fixed")
