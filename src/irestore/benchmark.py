@@ -541,21 +541,24 @@ ORACLE = "plan:oracle"
 def plan_comparison(result: BenchmarkResult) -> list[dict]:
     """Per task, when ``plan:oracle`` ran: the PSNR of every method, the best *fixed* order (the one
     order of the true degradations, with its members, that is best on average over the task's images,
-    from the oracle's per-order PSNRs) and each method's gap to the oracle."""
+    from the oracle's per-order PSNRs), the camera-reverse order of the true degradations with their
+    preferred members, and each method's gap to the oracle."""
     if ORACLE not in [m.name for m in result.methods]:
         return []
     out = []
     for task in result.tasks:
         rows = [r for r in result.rows if r.task == task.name and r.method == ORACLE and r.status == "ok" and r.details]
-        orders = defaultdict(list)
+        orders, camera = defaultdict(list), []
         for row in rows:
             for order, psnr in row.details.get("orders", {}).items():
                 orders[order].append(psnr)
+            camera.append(row.details.get("orders", {}).get(row.details.get("camera_order")))
         complete = {o: float(np.mean(v)) for o, v in orders.items() if len(v) == len(rows)}
         best = max(complete, key=complete.get) if complete else None
         oracle = result.aggregate(task.name, ORACLE)
         entry = {"task": task.name, "label": task.label, "best_fixed_order": best,
-                 "best_fixed_psnr": complete.get(best) if best else None, "methods": {}}
+                 "best_fixed_psnr": complete.get(best) if best else None,
+                 "camera_order_psnr": float(np.mean(camera)) if camera and None not in camera else None, "methods": {}}
         for method in result.methods:
             agg = result.aggregate(task.name, method.name)
             if agg is None or agg.psnr is None:

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from irestore.plan.adaptive import AdaptiveRestorer
 from irestore.plan.pool import DEFAULT_POOL
-from irestore.plan.search import PlanStep
+from irestore.plan.search import FIXED_ORDER, PlanStep
 from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings
 from irestore.restorers.registry import MethodInfo, register_restorer
 
@@ -64,6 +64,12 @@ class OraclePlan(RestorationMethod):
                 plans.append([PlanStep(label, name) for label, name in zip(order, members, strict=True)])
         return plans[:ORACLE_LIMIT] or [[]]
 
+    def camera_order(self, labels: tuple[str, ...]) -> str:
+        """The plan without search for the true labels: the fixed order, each label's preferred member."""
+        planner = self.adaptive.planner
+        return ",".join(f"{label}:{planner.members_for(label)[0]}" for label in FIXED_ORDER
+                        if label in labels and planner.members_for(label))
+
     def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
         if condition.reference is None:
             raise ValueError("plan:oracle needs the ground truth (benchmark only)")
@@ -84,7 +90,7 @@ class OraclePlan(RestorationMethod):
             tried[",".join(map(str, steps))] = round(float(score), 4)
             if score > best_score:
                 best, best_score = current, score
-        self.last_details = {"plan": max(tried, key=tried.get), "orders": tried}
+        self.last_details = {"plan": max(tried, key=tried.get), "orders": tried, "camera_order": self.camera_order(condition.labels)}
         return best.clamp(0, 1).cpu()
 
 
