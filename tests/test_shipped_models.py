@@ -98,3 +98,37 @@ def test_the_shipped_classifier_names_a_heavy_degradation(clean, kind, label):
     degraded = degrade.DEGRADATIONS[kind](clean, np.random.default_rng(11), severity="heavy").image
     result = classifier.classify(image_to_tensor(degraded))
     assert result.top_label == label, result.probabilities
+
+
+# --------------------------------------------------------------------------- the default plan over the shipped pool
+
+
+@pytest.fixture(scope="module")
+def adaptive():
+    from irestore.plan import AdaptiveRestorer
+
+    return AdaptiveRestorer.create("auto")
+
+
+def _planned(adaptive, clean, case) -> tuple[float, float, str]:
+    kind, kwargs = CASES[case]
+    degraded = degrade.DEGRADATIONS[kind](clean, np.random.default_rng(7), **kwargs).image
+    result = adaptive.restore_planned(image_to_tensor(degraded))
+    return psnr(degraded, clean), psnr(tensor_to_rgb(result.image), clean), result.applied
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_default_plan_never_makes_a_held_out_photo_worse(adaptive, clean, case):
+    before, after, applied = _planned(adaptive, clean, case)
+    assert after >= before - 0.05, f"{case}: {before:.2f} dB -> {after:.2f} dB with {applied!r}"
+
+
+@pytest.mark.parametrize("case,gain", [("noise", 8.0), ("lowlight", 3.0), ("haze", 1.0)])
+def test_the_default_plan_restores_what_its_members_can(adaptive, clean, case, gain):
+    before, after, applied = _planned(adaptive, clean, case)
+    assert after > before + gain, f"{case}: {before:.2f} dB -> {after:.2f} dB with {applied!r}"
+
+
+def test_the_default_plan_leaves_a_clean_photo_exactly_as_it_was(adaptive, clean):
+    result = adaptive.restore_planned(image_to_tensor(clean))
+    assert result.applied == "" and np.array_equal(tensor_to_rgb(result.image), clean)

@@ -44,17 +44,17 @@ def parse_irestore_spec(spec: str) -> tuple[str, int | None, str | None, bool]:
 class DiffusionMethod(RestorationMethod):
     """A diffusion restorer checkpoint behind the restoration-method contract; it gets the condition's prompt."""
 
-    def __init__(self, spec: str, device: str = "cpu", seed: int = 0, name: str | None = None,
-                 precision: str = "fp32", s_per_mp: float | None = None) -> None:
+    def __init__(self, spec: str, device: str = "cpu", seed: int = 0, precision: str = "fp32",
+                 card: Card | None = None) -> None:
         from irestore.pipeline import Restorer
 
         self.model, self.steps, self.sampler, self.blind = parse_irestore_spec(spec)
         self.restorer = Restorer.from_pretrained(self.model, device=device, precision=precision)
         self.seed = seed
-        self.card = Card(
-            name or spec, self.restorer.description, fixes=ALL_LABELS, any_input=True,
+        self.card = card or Card(
+            spec, self.restorer.description, fixes=ALL_LABELS, any_input=True,
             parameters="none (blind)" if self.blind else "text prompt (the degradation's description)",
-            s_per_mp=s_per_mp, weights=f"checkpoint {self.model}",
+            weights=f"checkpoint {self.model}",
         )
         self.device, self.dtype = self.restorer.device, self.restorer.dtype
 
