@@ -281,3 +281,15 @@ def test_the_preferred_member_wins_unless_another_is_clearly_better():
     assert set(scores) == {"noise:nlm", "noise:ffdnet-color"}
     assert [str(s) for s in by_score.steps] == [min(scores, key=scores.get)]  # no penalty: the lower score wins
     assert [str(s) for s in plan(accept=0.0, preference_penalty=10.0).steps] == ["noise:nlm"]  # a large one keeps the preferred
+
+
+def test_each_step_is_told_its_own_degradation_unless_the_user_wrote_a_prompt():
+    probabilities = dict.fromkeys(LABELS, 0.0) | {"rain": 0.9, "haze": 0.8}
+    severity = dict.fromkeys(DEGRADATIONS, 0.0) | {"rain": 0.9, "haze": 0.2}
+    classification = Classification(probabilities, severity, torch.zeros(1, 8))
+    planner = Planner(MeasuringClassifier(), {}, {})
+    rain = planner.condition(PlanStep("rain", "allinone-small"), classification, "")
+    assert rain.labels == ("rain",) and rain.prompt == "a photo with heavy rain streaks"
+    assert planner.condition(PlanStep("haze", "allinone-small"), classification, "").prompt == "a photo with mild haze"
+    assert planner.condition(PlanStep("refine", "allinone-small"), classification, "").prompt == "a photo with heavy rain streaks and mild haze"
+    assert planner.condition(PlanStep("rain", "allinone-small"), classification, "remove the rain").prompt == "remove the rain"

@@ -53,20 +53,23 @@ class Caption:
         return {"caption": self.text, "caption_source": self.source, "labels": self.labels}
 
 
-def degradation_phrase(classification: Classification) -> str:
-    """'heavy rain streaks and mild noise' (most probable first); '' for a clean image."""
-    if classification.is_clean:
-        return ""
+def degradation_phrase(classification: Classification, labels: list[str] | None = None) -> str:
+    """'heavy rain streaks and mild noise' for the detected labels (most probable first), or for
+    ``labels`` when given; '' for a clean image."""
+    labels = [d for d in (classification.labels if labels is None else labels) if d != "clean"]
     values = classification.severities
     parts = []
-    for label in classification.labels:
+    for label in labels:
         kind, noun = _WORDING[label]
         parts.append(f"{_ADJECTIVE[PRIMARY[kind].severity(values[label])]} {noun}")
+    if not parts:
+        return ""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def degradation_caption(classification: Classification) -> str:
-    phrase = degradation_phrase(classification)
+def degradation_caption(classification: Classification, labels: list[str] | None = None) -> str:
+    """'a photo with heavy rain streaks' (see :func:`degradation_phrase`); 'a clean photo' when none."""
+    phrase = degradation_phrase(classification, labels)
     return f"a photo with {phrase}" if phrase else CLEAN_CAPTION
 
 

@@ -94,7 +94,9 @@ class AdaptiveRestorer:
         """The plan for one 1x3xHxW image (nothing restored); also the classification and the prompt steps get."""
         if classification is None or classification.backend != getattr(self.planner.classifier, "backend", None):
             classification = self.planner.classifier.classify(image)  # a caption's classification is reused when comparable
-        intent = parse_intent(prompt, from_user=prompt_source in USER_PROMPT_SOURCES) if prompt else Intent()
+        from_user = prompt_source in USER_PROMPT_SOURCES
+        intent = parse_intent(prompt, from_user=from_user) if prompt else Intent()
+        prompt = prompt if from_user else ""  # a caption steers candidates; steps get their own captions
         if self.explicit is not None:
             plan = Plan(self.mode, list(self.explicit), list(classification.labels), [], intent.to_dict())
         else:

@@ -273,9 +273,12 @@ class Planner:
         return _State(state.steps + (step,), views, record.score_after, probabilities)
 
     def condition(self, step: PlanStep, classification: Classification, prompt: str) -> Condition:
-        """What a step's member is told: its label, the classifier's severities, the prompt."""
+        """What a step's member is told: its label, the classifier's severities, and the user's prompt
+        or else a caption of the step's own degradation ("a photo with heavy rain streaks"): the
+        diffusion restorer is one model for every label, and the prompt is what makes its deraining
+        step differ from its dehazing step (the refinement gets the caption of everything detected)."""
         labels = tuple(classification.labels) if step.label == REFINE else (step.label,)
-        text = prompt or degradation_caption(classification)
+        text = prompt or degradation_caption(classification, None if step.label == REFINE else [step.label])
         return Condition(labels, dict(classification.severities), text, seed=self.seed)
 
     # -- running ---------------------------------------------------------------------------
