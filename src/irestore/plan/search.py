@@ -286,9 +286,10 @@ class Planner:
     @torch.inference_mode()
     def run(self, image: Tensor, plan: Plan, classification: Classification, prompt: str = "",
             settings: RunSettings | None = None, verify: bool = True, forced: frozenset[str] = frozenset()) -> tuple[Tensor, list[dict]]:
-        """Run the plan's steps on the whole image. With ``verify``, a step after which the classifier
-        sees more degradation in the whole image than before is rolled back (unless forced), and the
-        label's next-best member on the proxy is tried in its place."""
+        """Run the plan's steps on the whole image. With ``verify``, the classifier checks the whole image
+        after each step by the proxy's rule: a step whose drop in remaining degradation is not above
+        ``margin`` is rolled back (unless forced), and the label's next-best member on the proxy is
+        tried in its place."""
         current = image
         score = _remaining(classification.probabilities) if verify and plan.steps else None
         done = []
@@ -303,7 +304,7 @@ class Planner:
                     break
                 after = self.classifier_score(out)
                 entry |= {"score_before": round(score, 4), "score_after": round(after, 4)}
-                if after <= score or attempt.label in forced:
+                if score - after > self.settings.margin or attempt.label in forced:
                     current, score = out, after
                     break
                 entry["kept"] = False
