@@ -187,6 +187,8 @@ class Planner:
         plan = Plan(mode, [], list(classification.labels), candidates, intent.to_dict())
         if mode == "fixed":
             plan.steps = [PlanStep(label, self.members_for(label)[0]) for label in candidates]
+        elif mode == "auto" and not candidates:
+            pass  # nothing detected or asked for: the image goes through untouched, no proxy needed
         elif mode == "auto":
             self._search(plan, image, classification, intent, prompt)
         else:
