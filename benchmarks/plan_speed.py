@@ -92,7 +92,7 @@ def main() -> None:
         image = image_to_tensor(rgb)
         row = time_plan(adaptive, image, args.repeats)
         row |= {"input": spec, "allinone_alone": time_alone("allinone-small", image, args.repeats)}
-        row["overhead"] = (row["classify"] + row["plan"]) / row["run"] if row["run"] > 0 else None
+        row["overhead"] = (row["classify"] + row["plan"]) / row["run"] if row["applied"] else None  # nothing run: no ratio
         results.append(row)
         overhead = f"{100 * row['overhead']:.0f} %" if row["overhead"] is not None else "-"
         print(f"{spec:<16} {row['classify']:>10.2f} {row['plan']:>7.2f} {row['run']:>7.2f} {overhead:>9} {row['evaluations']:>5}  "

@@ -293,3 +293,52 @@ def test_each_step_is_told_its_own_degradation_unless_the_user_wrote_a_prompt():
     assert planner.condition(PlanStep("haze", "allinone-small"), classification, "").prompt == "a photo with mild haze"
     assert planner.condition(PlanStep("refine", "allinone-small"), classification, "").prompt == "a photo with heavy rain streaks and mild haze"
     assert planner.condition(PlanStep("rain", "allinone-small"), classification, "remove the rain").prompt == "remove the rain"
+
+
+class Revealer(ArrayMethod):
+    """Brightens a dark image but brings up hidden noise with it (as brightening a dark photo does)."""
+
+    card = Card("revealer", "brightens, and noise appears", fixes={"lowlight": (0.25, 0.02)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        rng = np.random.default_rng(0)
+        bright = image * (0.45 / max(float(image.mean()), 1e-3))
+        return np.clip(bright + rng.normal(0, 20 / 255, image.shape), 0, 1).astype(np.float32)
+
+
+def _dark() -> np.ndarray:
+    """Underexposed without visible noise (``degrade.lowlight`` adds sensor noise, which the measuring classifier would see)."""
+    return degrade.quantize(_clean() * 0.15)
+
+
+def test_a_step_that_only_helps_with_the_next_one_is_kept_by_the_look_ahead():
+    pool = {"revealer": Revealer(), **_real("ffdnet-color")}
+    preferences = {"lowlight": ("revealer",), "noise": ("ffdnet-color",)}
+    dark = image_to_tensor(_dark())
+    greedy = _planner(pool, preferences, lookahead=False).restore_planned(dark)
+    assert greedy.plan.steps == [] and [e.outcome for e in greedy.plan.evaluations] == ["rolled back"]
+    result = _planner(pool, preferences).restore_planned(dark)
+    assert [str(s) for s in result.plan.steps] == ["lowlight:revealer", "noise:ffdnet-color"]
+    assert result.plan.provisional == [0]
+    assert [e.outcome for e in result.plan.evaluations][:2] == ["tentative", "kept"]
+    assert [(e["step"], e["kept"]) for e in result.run] == [("lowlight:revealer", True), ("noise:ffdnet-color", True)]
+    assert psnr(tensor_to_rgb(result.image), _clean()) > psnr(_dark(), _clean()) + 3
+
+
+def test_a_tentative_step_without_a_follow_up_that_pays_is_rolled_back():
+    result = _planner({"revealer": Revealer()}, {"lowlight": ("revealer",)}).restore_planned(image_to_tensor(_dark()))
+    assert result.plan.steps == [] and [e.outcome for e in result.plan.evaluations] == ["rolled back"]
+
+
+def test_on_the_whole_image_a_provisional_step_falls_with_a_follow_up_that_does_not_pay():
+    from irestore.plan.search import Evaluation, Plan
+
+    planner = Planner(MeasuringClassifier(), {"revealer": Revealer(), "harmful": Harmful()},
+                      {"lowlight": ("revealer",), "noise": ("harmful",)}, PlannerSettings(refine=None))
+    dark = image_to_tensor(_dark())
+    plan = Plan("auto", [PlanStep("lowlight", "revealer"), PlanStep("noise", "harmful")], ["lowlight"], ["lowlight"], {},
+                evaluations=[Evaluation([], "lowlight:revealer", 1.0, 1.0, 0.0, "tentative"),
+                             Evaluation(["lowlight:revealer"], "noise:harmful", 1.0, 0.5, 0.0, "kept")], provisional=[0])
+    out, run = planner.run(dark, plan, planner.classifier.classify(dark))
+    assert [(e["step"], e["kept"]) for e in run] == [("lowlight:revealer", False), ("noise:harmful", False)]
+    assert torch.equal(out, dark)

@@ -71,6 +71,7 @@ class Plan:
     score_after: float | None = None
     evaluations: list[Evaluation] = field(default_factory=list)
     seconds: float = 0.0
+    provisional: list[int] = field(default_factory=list)  # steps that only help together with the next one
 
     @property
     def rolled_back(self) -> list[str]:
@@ -92,6 +93,7 @@ class Plan:
             "evaluations": [{**asdict(e), "score_before": _round(e.score_before), "score_after": _round(e.score_after),
                              "seconds": round(e.seconds, 3)} for e in self.evaluations],
             "rolled_back": self.rolled_back,
+            "provisional": self.provisional,
             "seconds": round(self.seconds, 3),
         }
 
@@ -109,6 +111,7 @@ class PlannerSettings:
     candidate_threshold: float | None = None  # None: the classifier's own threshold
     accept: float = 0.1  # a member that leaves its label below this probability ends the search for that label
     preference_penalty: float = 0.15  # cost of using a label's second member instead of its first (see _cost)
+    lookahead: bool = True  # a step that does not help alone may stay when the next step makes the pair help
     refine: str | None = None  # final refinement member to try, e.g. "allinone-small" (None: never)
     proxy: ProxySettings = ProxySettings()
 
@@ -119,6 +122,12 @@ class _State:
     views: list[Tensor]
     score: float
     probabilities: dict[str, float]  # mean over the views, per degradation label
+    anchor: float | None = None  # a tentative state: the score its next step must beat (its parent's)
+    provisional: tuple[int, ...] = ()  # indices of steps kept only because the step after them paid off
+
+    @property
+    def tentative(self) -> bool:
+        return self.anchor is not None
 
     @property
     def done(self) -> set[str]:
@@ -206,10 +215,15 @@ class Planner:
             if not children:
                 break
             children.sort(key=self._cost)
-            beam = children[: self.settings.beam]
-            best = min([best, *beam], key=lambda s: self._rank(s, intent))
+            valid = [c for c in children if not c.tentative]
+            beam = valid[: self.settings.beam] + [c for c in children if c.tentative][:1]
+            best = min([best, *valid[: self.settings.beam]], key=lambda s: self._rank(s, intent))
         best = self._refine(best, plan, classification, intent, prompt)
-        plan.steps, plan.score_after = list(best.steps), best.score
+        plan.steps, plan.score_after, plan.provisional = list(best.steps), best.score, list(best.provisional)
+        chosen = [str(s) for s in best.steps]
+        for e in plan.evaluations:  # a look-ahead that did not end in the plan was a rollback after all
+            if e.outcome == "tentative" and (e.after + [e.step]) != chosen[: len(e.after) + 1]:
+                e.outcome = "rolled back"
 
     def _rank(self, state: _State, intent: Intent) -> tuple[int, float]:
         """Sequences that hold every forced label first, then by cost."""
@@ -268,11 +282,19 @@ class Planner:
             return None
         record.score_after, probabilities = self.assess(views)
         record.seconds = time.perf_counter() - began
+        if state.tentative:
+            record.score_before = state.anchor  # the pair must beat the state before the tentative step
         helped = record.gain > (self.settings.margin if margin is None else margin)
-        record.outcome = "kept" if helped else ("forced" if forced else "rolled back")
-        if not (helped or forced):
-            return None
-        return _State(state.steps + (step,), views, record.score_after, probabilities)
+        steps = state.steps + (step,)
+        if helped or forced:
+            record.outcome = "kept" if helped else "forced"
+            return _State(steps, views, record.score_after, probabilities, provisional=state.provisional)
+        if self.settings.lookahead and not state.tentative and step.label != REFINE:
+            record.outcome = "tentative"
+            return _State(steps, views, record.score_after, probabilities, anchor=state.score,
+                          provisional=state.provisional + (len(state.steps),))
+        record.outcome = "rolled back"
+        return None
 
     def condition(self, step: PlanStep, classification: Classification, prompt: str) -> Condition:
         """What a step's member is told: its label, the classifier's severities, and the user's prompt
@@ -291,26 +313,40 @@ class Planner:
         """Run the plan's steps on the whole image. With ``verify``, the classifier checks the whole image
         after each step by the proxy's rule: a step whose drop in remaining degradation is not above
         ``margin`` is rolled back (unless forced), and the label's next-best member on the proxy is
-        tried in its place."""
-        current = image
-        score = _remaining(classification.probabilities) if verify and plan.steps else None
-        done = []
-        for step in plan.steps:
-            for attempt in [step, *(PlanStep(step.label, m) for m in self.alternatives(plan, step))] if score is not None else [step]:
+        tried in its place. A provisional step (one the search kept only for the step after it) is
+        judged together with that next step, and rolled back with it when the pair does not help."""
+        current = anchor_image = image
+        anchor = _remaining(classification.probabilities) if verify and plan.steps else None
+        done, pending = [], []
+        for i, step in enumerate(plan.steps):
+            provisional = anchor is not None and i in plan.provisional and i + 1 < len(plan.steps)
+            attempts = [step] if anchor is None or provisional else [step, *(PlanStep(step.label, m) for m in self.alternatives(plan, step))]
+            for attempt in attempts:
                 began = time.perf_counter()
                 out = self.member(attempt.method).restore(current, self.condition(attempt, classification, prompt), settings)
                 entry = {"step": str(attempt), "seconds": round(time.perf_counter() - began, 3), "kept": True}
                 done.append(entry)
-                if score is None:
+                if anchor is None:
                     current = out
                     break
                 after = self.classifier_score(out)
-                entry |= {"score_before": round(score, 4), "score_after": round(after, 4)}
-                if score - after > self.settings.margin or attempt.label in forced:
-                    current, score = out, after
+                entry |= {"score_before": round(anchor, 4), "score_after": round(after, 4)}
+                if anchor - after > self.settings.margin or attempt.label in forced:
+                    current = anchor_image = out
+                    anchor, pending = after, []
+                    break
+                if provisional:
+                    entry["provisional"] = True
+                    pending.append(entry)
+                    current = out
                     break
                 entry["kept"] = False
-        return current, done
+                for earlier in pending:  # the pair did not help: the provisional step goes too
+                    earlier["kept"] = False
+                pending, current = [], anchor_image
+        for earlier in pending:
+            earlier["kept"] = False
+        return (anchor_image if pending else current), done
 
     def alternatives(self, plan: Plan, step: PlanStep) -> list[str]:
         """Other members that helped with ``step.label`` on the proxy, in preference order."""
