@@ -10,7 +10,7 @@ from irestore.restorers.base import ArrayMethod, Card, Condition, noise_level
 class CBM3D(ArrayMethod):
     card = Card(
         "cbm3d", "CBM3D (bm3d package, bm3d_rgb, default profile); true σ when known, else estimated",
-        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=60.0,
+        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=133.0,
         licence="bm3d package licence (free for non-commercial use)",
     )
 

@@ -64,7 +64,7 @@ def dehaze(image: np.ndarray) -> np.ndarray:
 class DarkChannelPrior(ArrayMethod):
     card = Card(
         "dcp", "dark channel prior dehazing, guided-filter refined transmission (He et al.), blind",
-        fixes={"haze": (0.02, 0.2)}, s_per_mp=0.45,
+        fixes={"haze": (0.02, 0.2)}, s_per_mp=0.27,
     )
 
     def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:

@@ -38,7 +38,7 @@ _BLURS = {"motion_blur": (3.0, 35.0), "defocus_blur": (0.5, 8.0)}
 class Wiener(ArrayMethod):
     card = Card(
         "wiener", f"Wiener deconvolution (scikit-image), true kernel, constant NSR {WIENER_NSR}",
-        fixes=_BLURS, blind=False, parameters="true blur kernel (skipped without)", s_per_mp=1.5,
+        fixes=_BLURS, blind=False, parameters="true blur kernel (skipped without)", s_per_mp=0.68,
         licence="BSD-3-Clause (scikit-image)",
     )
 
@@ -56,7 +56,7 @@ class Wiener(ArrayMethod):
 class RichardsonLucy(ArrayMethod):
     card = Card(
         "rl", f"Richardson–Lucy deconvolution (scikit-image), true kernel, {RL_ITERATIONS} iterations",
-        fixes=_BLURS, blind=False, parameters="true blur kernel (skipped without)", s_per_mp=20.0,
+        fixes=_BLURS, blind=False, parameters="true blur kernel (skipped without)", s_per_mp=11.3,
         licence="BSD-3-Clause (scikit-image)",
     )
 

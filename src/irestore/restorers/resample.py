@@ -11,7 +11,7 @@ from irestore.restorers.base import ArrayMethod, Card, Condition
 class Bicubic(ArrayMethod):
     card = Card(
         "bicubic", "bicubic interpolation (OpenCV) to the target size; unchanged when the input already has it",
-        fixes={"lowres": (1.0, 16.0)}, blind=False, parameters="target size", s_per_mp=0.02, changes_size=True,
+        fixes={"lowres": (1.0, 16.0)}, blind=False, parameters="target size", s_per_mp=0.07, changes_size=True,
         licence="Apache-2.0 (OpenCV)",
     )
 
