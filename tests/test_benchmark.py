@@ -414,7 +414,8 @@ def test_the_oracle_plan_bounds_every_plan_and_names_the_best_fixed_order(tmp_pa
         assert abs(row.psnr - max(row.details["orders"].values())) < 1e-3
     (entry,) = plan_comparison(result)
     assert entry["best_fixed_order"] in oracle[0].details["orders"]
-    assert entry["camera_order_psnr"] <= entry["best_fixed_psnr"] + 1e-6 <= entry["methods"]["plan:oracle"]["psnr"] + 2e-6
+    # the per-order PSNRs are rounded to 4 decimals in the details
+    assert entry["camera_order_psnr"] <= entry["best_fixed_psnr"] + 1e-4 <= entry["methods"]["plan:oracle"]["psnr"] + 2e-4
     assert entry["methods"]["plan:auto"]["gap_to_oracle"] >= -1e-6
     assert [r for r in result.rows if r.method == "plan:auto"][0].details["plan_details"]["mode"] == "auto"
     assert "Plans against the oracle" in write_reports(result, tmp_path / "out")["report.md"].read_text()
