@@ -194,14 +194,12 @@ class Planner:
         started = time.perf_counter()
         candidates = self.candidates(classification.probabilities, self._threshold(classification), intent)
         plan = Plan(mode, [], list(classification.labels), candidates, intent.to_dict())
+        if mode not in MODES:
+            raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "fixed":
             plan.steps = [PlanStep(label, self.members_for(label)[0]) for label in candidates]
-        elif mode == "auto" and not candidates:
-            pass  # nothing detected or asked for: the image goes through untouched, no proxy needed
-        elif mode == "auto":
+        elif candidates:  # auto; with nothing detected or asked for the image goes through untouched, no proxy needed
             self._search(plan, image, classification, intent, prompt)
-        else:
-            raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
         plan.seconds = time.perf_counter() - started
         return plan
 
