@@ -20,7 +20,7 @@ from torch import Tensor
 
 from irestore.plan.adaptive import AdaptiveRestorer
 from irestore.plan.pool import DEFAULT_POOL
-from irestore.plan.search import FIXED_ORDER, PlanStep
+from irestore.plan.search import Plan, PlanStep
 from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings
 from irestore.restorers.registry import MethodInfo, register_restorer
 
@@ -66,9 +66,7 @@ class OraclePlan(RestorationMethod):
 
     def camera_order(self, labels: tuple[str, ...]) -> str:
         """The plan without search for the true labels: the fixed order, each label's preferred member."""
-        planner = self.adaptive.planner
-        return ",".join(f"{label}:{planner.members_for(label)[0]}" for label in FIXED_ORDER
-                        if label in labels and planner.members_for(label))
+        return ",".join(map(str, self.adaptive.planner.fixed_steps(labels)))
 
     def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
         if condition.reference is None:
@@ -83,9 +81,8 @@ class OraclePlan(RestorationMethod):
         classification = planner.classifier.classify(image)
         tried, best, best_score = {}, image, -np.inf
         for steps in self.plans(condition.labels):
-            current = image
-            for step in steps:
-                current = planner.member(step.method).restore(current, planner.condition(step, classification, ""), settings)
+            plan = Plan("oracle", steps, list(classification.labels), list(condition.labels), {})
+            current, _ = planner.run(image, plan, classification, "", settings, verify=False)
             score = psnr(tensor_to_rgb(current), condition.reference)
             tried[",".join(map(str, steps))] = round(float(score), 4)
             if score > best_score:
@@ -97,7 +94,7 @@ class OraclePlan(RestorationMethod):
 def _card(spec: str) -> Card:
     mode = spec[len(PREFIX):].removesuffix(REFINE_SUFFIX)
     summary = {
-        "auto": "adaptive plan: classifier, proxy search with rollback, diffusion refinement (the restore default)",
+        "auto": "adaptive plan: classifier, proxy search with rollback and look-ahead (the restore default)",
         "fixed": "detected labels in the fixed order (jpeg, noise, blur, rain, low light, haze), preferred members",
         "oracle": "upper bound: true labels, every order and member choice, best by PSNR against the ground truth",
     }.get(mode, f"explicit plan {mode}")

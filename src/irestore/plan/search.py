@@ -163,6 +163,11 @@ class Planner:
     def members_for(self, label: str) -> tuple[str, ...]:
         return tuple(m for m in self.preferences.get(label, ()) if m in self._pool)
 
+    def fixed_steps(self, labels) -> list[PlanStep]:
+        """The plan without search: ``labels`` in :data:`FIXED_ORDER`, each with its preferred member."""
+        return [PlanStep(label, self.members_for(label)[0]) for label in FIXED_ORDER
+                if label in labels and self.members_for(label)]
+
     # -- scoring ---------------------------------------------------------------------------
 
     def assess(self, views: list[Tensor]) -> tuple[float, dict[str, float]]:
@@ -197,7 +202,7 @@ class Planner:
         if mode not in MODES:
             raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "fixed":
-            plan.steps = [PlanStep(label, self.members_for(label)[0]) for label in candidates]
+            plan.steps = self.fixed_steps(candidates)
         elif candidates:  # auto; with nothing detected or asked for the image goes through untouched, no proxy needed
             self._search(plan, image, classification, intent, prompt)
         plan.seconds = time.perf_counter() - started
