@@ -65,6 +65,8 @@ class RestoreOptions:
     jpeg_quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
+    scale: int = 1  # the output is this many times the input's size
+    strength: float | None = None  # the model's own control (waifu2x noise level), when it has one
 
 
 @dataclass
@@ -246,6 +248,7 @@ def _base_record(job: Job, model, options: RestoreOptions) -> dict:
         "tile": options.tile,
         "tile_overlap": options.tile_overlap,
         "seed": image_seed(options.seed, job.relative),
+        "scale": options.scale,
         "device": str(getattr(model, "device", "cpu")),
         "precision": str(getattr(model, "dtype", torch.float32)).replace("torch.", ""),
     }
@@ -264,11 +267,13 @@ def run_batch(
     on_record: Callable[[dict], None] | None = None,
     stop: threading.Event | None = None,
     captioner=None,
+    upscaler=None,
 ) -> Summary:
     """Restore every job not already complete; returns the summary. `stop` ends the batch
     after the image in progress (its output and manifest record are still written).
     `captioner` (irestore.conditioning.captioners) writes the prompt of jobs whose prompt
-    source is "caption"."""
+    source is "caption". With ``options.scale`` > 1, a model that keeps the size is followed by
+    ``upscaler`` (a registered restoration method) to reach the larger size."""
     stop = stop or threading.Event()
     summary = Summary()
     started = time.perf_counter()
@@ -296,7 +301,7 @@ def run_batch(
                 continue
             if on_start:
                 on_start(job)
-            restored.put(_restore_one(job, image, read_seconds, model, options, record, captioner))
+            restored.put(_restore_one(job, image, read_seconds, model, options, record, captioner, upscaler))
         interrupted = stop.is_set()  # only an outside request sets it before this point
     finally:
         stop.set()  # let the reader finish if we leave early
@@ -339,30 +344,51 @@ def _caption(job: Job, pixels: torch.Tensor, captioner, record: dict) -> tuple[d
     return record | fields, caption.classification
 
 
-def _run_model(model, pixels: torch.Tensor, record: dict, options: RestoreOptions, classification) -> tuple[torch.Tensor, dict]:
-    """Restore with a planned restorer (its plan goes into the record) or a single model."""
+def _run_model(model, pixels: torch.Tensor, record: dict, options: RestoreOptions, classification, upscaler=None) -> tuple[torch.Tensor, dict]:
+    """Restore with a planned restorer (its plan goes into the record) or a single model, then
+    bring the result to ``options.scale`` times the input's size."""
+    target = (pixels.shape[-2] * options.scale, pixels.shape[-1] * options.scale)
     if hasattr(model, "restore_planned"):
         from irestore.restorers import RunSettings
 
         settings = RunSettings(options.steps, options.sampler, options.tile, options.tile_overlap, options.tile_batch)
         result = model.restore_planned(pixels, prompt=record["prompt"], prompt_source=record["prompt_source"],
                                        settings=settings, classification=classification)
-        return result.image, result.to_record()
-    generator = torch.Generator().manual_seed(record["seed"])
-    result = model.restore(
-        pixels,
-        prompt=record["prompt"],
-        steps=options.steps,
-        sampler=options.sampler,
-        tile=options.tile,
-        tile_overlap=options.tile_overlap,
-        tile_batch=options.tile_batch,
-        generator=generator,
-    )
-    return result, {}
+        image, fields = result.image, result.to_record()
+    else:
+        sized = {"target_size": target} if getattr(model, "changes_size", False) else {}
+        strength = {"strength": options.strength} if options.strength is not None else {}
+        generator = torch.Generator().manual_seed(record["seed"])
+        image = model.restore(
+            pixels,
+            prompt=record["prompt"],
+            steps=options.steps,
+            sampler=options.sampler,
+            tile=options.tile,
+            tile_overlap=options.tile_overlap,
+            tile_batch=options.tile_batch,
+            generator=generator,
+            **sized,
+            **strength,
+        )
+        fields = {"generative": bool(getattr(model, "generative", False))}
+    if tuple(image.shape[-2:]) != target:
+        image, fields = _upscale(image, target, upscaler, fields, options.tile)
+    return image, fields
 
 
-def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOptions, record: dict, captioner=None):
+def _upscale(image: torch.Tensor, target: tuple[int, int], upscaler, fields: dict, tile) -> tuple[torch.Tensor, dict]:
+    if upscaler is None:
+        raise ValueError(f"the result is {tuple(image.shape[-2:])}, {target} was asked, and no upscaler was given")
+    from irestore.restorers import Condition, RunSettings
+
+    began = time.perf_counter()
+    image = upscaler.restore(image, Condition(target_size=target), RunSettings(tile=tile))
+    generative = bool(fields.get("generative")) or upscaler.card.generative
+    return image, fields | {"upscaler": upscaler.name, "generative": generative, "time_upscale": round(time.perf_counter() - began, 4)}
+
+
+def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOptions, record: dict, captioner=None, upscaler=None):
     device = getattr(model, "device", None)
     if device is not None and device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -373,7 +399,7 @@ def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOp
         return job, None, None, {**record, "status": "failed", "error": f"captioning failed: {error}"}
     began = time.perf_counter()
     try:
-        result, fields = _run_model(model, pixels, record, options, classification)
+        result, fields = _run_model(model, pixels, record, options, classification, upscaler)
         record |= fields
     except Exception as error:  # one bad image must not end the batch
         return job, None, None, {**record, "status": "failed", "error": f"restoration failed: {error}"}

@@ -156,15 +156,50 @@ def import_model(name: str, file: str | Path) -> Path:
     file = Path(file).expanduser()
     if file.is_dir() and (file / "model.safetensors").is_file():
         file = file / "model.safetensors"  # an irestore checkpoint folder
+    if source.companions:
+        return _import_with_companions(source, file)
     if not file.is_file():
         raise StoreError(f"{file}: no such file")
     target = cache_path(source, _import_target(source, file))
     _validate(source, file)
+    _copy_in(file, target)
+    return target
+
+
+def _copy_in(file: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         shutil.copyfile(file, tmp)
     _record_checksum(target)
-    return target
+
+
+def _import_with_companions(source: WeightSource, file: Path) -> Path:
+    """A model of several files (an ncnn ``.param`` and its ``.bin``): given any one of them, or
+    their folder, take them all from that folder, under the store's names."""
+    folder = file if file.is_dir() else file.parent
+    names = (source.filename, *source.companions)
+    if file.is_file():  # the user's own file names: the same stem, the expected suffixes
+        picked = [file.with_suffix(Path(name).suffix) for name in names]
+    else:
+        picked = [folder / name for name in names]
+    missing = [str(p) for p in picked if not p.is_file()]
+    if missing:
+        raise StoreError(f"{file}: model {source.name!r} needs {' and '.join(names)}; missing: {', '.join(missing)}")
+    _validate_ncnn(source, picked[0], picked[1])
+    for path, name in zip(picked, names):
+        _copy_in(path, cache_path(source, name))
+    return cache_path(source, source.filename)
+
+
+def _validate_ncnn(source: WeightSource, param: Path, weights: Path) -> None:
+    """The pair must load into the port that runs the model (the right network, weights that fit)."""
+    from irestore.models.ncnn import NcnnError, read_ncnn
+    from irestore.restorers.ported import PORTED
+
+    try:
+        PORTED[source.name].build(read_ncnn(param, weights))
+    except NcnnError as error:
+        raise StoreError(f"not a usable {source.name!r} model: {error}") from error
 
 
 @dataclass(frozen=True)

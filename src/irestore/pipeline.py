@@ -245,10 +245,29 @@ class MethodModel:
         self.device = resolve_device(device)
         self.method = create_restorer(name, device=str(self.device))
         self.name, self.description = name, self.method.description
+        self.changes_size = self.method.card.changes_size
+        self.generative = self.method.card.generative
         self.fingerprint = hashlib.sha256(json.dumps(self.method.settings(), sort_keys=True).encode()).hexdigest()[:16]
+        self._classifier = None
 
-    def restore(self, image: Tensor, *, prompt: str | None = None, tile: int | str | None = None, **ignored) -> Tensor:
-        """Run the method blind on a 1x3xHxW image; sampler settings do not apply and are ignored."""
+    def restore(self, image: Tensor, *, prompt: str | None = None, tile: int | str | None = None,
+                target_size: tuple[int, int] | None = None, strength: float | None = None, **ignored) -> Tensor:
+        """Run the method blind on a 1x3xHxW image (sampler settings do not apply and are ignored).
+        A method that reads estimated severities (waifu2x's JPEG quality) gets the default
+        classifier's, unless ``strength`` sets its control."""
         from irestore.restorers import Condition, RunSettings
 
-        return self.method.restore(image, Condition(prompt=prompt or ""), RunSettings(tile=tile))
+        card = self.method.card
+        if strength is not None and card.strengths is None:
+            raise ValueError(f"{self.name} has no strength control")
+        severities = self.severities(image) if card.reads and strength is None else {}
+        condition = Condition(prompt=prompt or "", severities=severities, target_size=target_size, strength=strength)
+        return self.method.restore(image, condition, RunSettings(tile=tile))
+
+    def severities(self, image: Tensor) -> dict[str, float]:
+        if self._classifier is None:
+            from irestore.conditioning.classifier import create_classifier
+
+            self._classifier = create_classifier("degnet", device=self.device)
+        found = self._classifier.classify(image)
+        return {label: value for label, value in found.severities.items() if label in found.labels}

@@ -173,3 +173,68 @@ def available_memory(device: torch.device) -> int:
     import psutil
 
     return int(psutil.virtual_memory().available)
+
+
+def apply_tiled(
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    tile: int | None,
+    overlap: int = 32,
+    *,
+    scale: int = 1,
+    context: int = 0,
+    align: int = 1,
+) -> Tensor:
+    """Run a feed-forward network ``fn`` (B x C x h x w -> B x C x sh x sw, s = ``scale``) over tiles.
+
+    Each tile is cut with ``context`` extra pixels on its inner sides (clamped to the image, its
+    start rounded down to a multiple of ``align`` for networks with a pixel-unshuffle grid), the
+    network's output is cropped back to the tile and blended with the same smooth weights as the
+    sampler's tiles, scaled by ``scale``. With ``context`` at least the network's receptive radius
+    the result equals the whole-image one; ``tile=None`` runs the whole image.
+    """
+    height, width = x.shape[-2:]
+    if tile is None or (height <= tile and width <= tile):
+        return fn(x)
+    if tile <= overlap:
+        raise ValueError(f"tile size {tile} must be larger than the overlap {overlap}")
+    out = torch.zeros((*x.shape[:-2], height * scale, width * scale), dtype=torch.float32, device=x.device)
+    total = torch.zeros((height * scale, width * scale), dtype=torch.float32, device=x.device)
+    for box in tile_grid(height, width, tile, overlap):
+        top = max(0, box.top - context) // align * align
+        left = max(0, box.left - context) // align * align
+        bottom, right = min(height, box.top + box.height + context), min(width, box.left + box.width + context)
+        pred = fn(x[..., top:bottom, left:right]).float()
+        r0, c0 = (box.top - top) * scale, (box.left - left) * scale
+        piece = pred[..., r0 : r0 + box.height * scale, c0 : c0 + box.width * scale]
+        scaled = TileBox(box.top * scale, box.left * scale, box.height * scale, box.width * scale)
+        weight = blend_weight(scaled, height * scale, width * scale, overlap * scale).to(x.device)
+        out[..., scaled.top : scaled.top + scaled.height, scaled.left : scaled.left + scaled.width] += piece * weight
+        total[scaled.top : scaled.top + scaled.height, scaled.left : scaled.left + scaled.width] += weight
+    return out / total
+
+
+def apply_with_fallback(
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    tile: int | None,
+    overlap: int = 32,
+    *,
+    scale: int = 1,
+    context: int = 0,
+    align: int = 1,
+) -> Tensor:
+    """:func:`apply_tiled`, retried with half the tile size (down to MIN_TILE) on out-of-memory."""
+    while True:
+        try:
+            return apply_tiled(fn, x, tile, min(overlap, (tile or overlap * 2) // 2), scale=scale, context=context, align=align)
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if not is_out_of_memory(error):
+                raise
+            current = tile or max(x.shape[-2:])
+            if current // 2 < MIN_TILE:
+                raise RuntimeError(f"out of memory even with {current}px tiles") from error
+            log.warning("out of memory with %spx tiles; retrying with %spx tiles (set --tile to choose)", current, current // 2)
+            if x.device.type == "cuda":
+                torch.cuda.empty_cache()
+            tile = current // 2

@@ -58,7 +58,9 @@ class WeightSource:
 
     ``alternates`` are other file names the same weights may carry (e.g. a hub repository
     holding ``.bin`` instead of ``.safetensors``); they are looked for and downloaded after
-    ``filename``. ``kind`` and ``description`` are for listings only.
+    ``filename``. ``companions`` are files that must lie beside ``filename`` in the same folder
+    (an ncnn model's ``.bin`` beside its ``.param``); a place without them does not count.
+    ``kind`` and ``description`` are for listings only.
     """
 
     name: str
@@ -72,6 +74,11 @@ class WeightSource:
     kind: str = "weights"
     description: str = ""
     alternates: tuple[str, ...] = ()
+    companions: tuple[str, ...] = ()
+
+    def missing_companions(self, path: Path) -> list[str]:
+        """The companion files absent beside ``path``."""
+        return [name for name in self.companions if not (path.parent / name).is_file()]
 
     @property
     def filenames(self) -> tuple[str, ...]:
@@ -204,10 +211,17 @@ def cache_path(source: WeightSource, filename: str | None = None) -> Path:
 def _from_cache(source: WeightSource, looked: list[str]) -> Path | None:
     for name in source.filenames:
         path = cache_path(source, name)
-        if path.is_file():
+        if path.is_file() and _complete(source, path, looked, "cache"):
             return path
     looked.append(f"cache: {cache_path(source)} (absent)")
     return None
+
+
+def _complete(source: WeightSource, path: Path, looked: list[str], place: str) -> bool:
+    missing = source.missing_companions(path)
+    if missing:
+        looked.append(f"{place}: {path} is there, but not {', '.join(missing)} beside it")
+    return not missing
 
 
 def _package_dirs(package: str) -> list[Path]:
@@ -227,7 +241,7 @@ def _from_package(source: WeightSource, looked: list[str]) -> Path | None:
     relative = source.package_file or source.filename
     dirs = _package_dirs(source.package)
     for folder in dirs:
-        if (folder / relative).is_file():
+        if (folder / relative).is_file() and _complete(source, folder / relative, looked, f"package {source.package}"):
             return folder / relative
     where = ", ".join(str(d / relative) for d in dirs) if dirs else "not installed"
     looked.append(f"package {source.package}: {where}")
@@ -295,10 +309,11 @@ def _missing(source: WeightSource, looked: list[str]) -> MissingWeightsError:
         ways.append(
             f"when online, `irestore models download {source.name}` (unset HF_HUB_OFFLINE and IRESTORE_OFFLINE)"
         )
-    ways.append(f"`irestore models import {source.name} FILE` with a copy of {source.filename}")
+    together = "".join(f" (and {c} beside it)" for c in source.companions)
+    ways.append(f"`irestore models import {source.name} FILE` with a copy of {source.filename}{together}")
     ways += [source.install_hint] if source.install_hint else []
     ways += [
-        f"put {source.filename} at {cache_path(source)}",
+        f"put {source.filename}{together} at {cache_path(source)}",
         "pass an explicit file with --model PATH",
         f"set IRESTORE_HOME to a folder holding models/{source.name}/{source.filename}",
     ]

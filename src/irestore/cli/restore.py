@@ -27,6 +27,8 @@ from irestore.batch import (
 from irestore.devices import DEVICES, PRECISIONS
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from irestore.pipeline import DEFAULT_MODEL
+from irestore.restorers.ensemble import COUNTS
+from irestore.restorers.registry import ENSEMBLE
 from irestore.sampling import SAMPLERS
 
 FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
@@ -44,6 +46,10 @@ def restore(
     plan: Annotated[str, typer.Option(help="auto (default: the classifier and a search choose and order pool members per image), fixed (detected degradations in the fixed order), none (one model alone, see --model), or explicit steps such as jpeg:allinone-small,noise:ffdnet-color.")] = "auto",
     refine: Annotated[bool, typer.Option(help="Let --plan auto try the diffusion restorer as a final refinement (kept only when it clearly helps).")] = False,
     model: Annotated[str | None, typer.Option(help="Run this one model alone (implies --plan none): allinone-small, ffdnet-color, any registered method, or a checkpoint path.")] = None,
+    scale: Annotated[int, typer.Option(min=1, max=8, help="Make the output this many times larger: a model that upscales (waifu2x-photo, realesrgan-x4plus) is asked for the size, anything else is followed by --upscaler.")] = 1,
+    upscaler: Annotated[str, typer.Option(help="Upscaler for --scale after a size-keeping model or plan: realesrgan-x4plus (GAN: sharp, invented detail), waifu2x-photo (fidelity), realesr-animevideov3 (fast, illustrations) or bicubic.")] = "realesrgan-x4plus",
+    strength: Annotated[float | None, typer.Option(help="The model's own control, for --model waifu2x-photo: its JPEG-noise level 0-3 (default: from the estimated JPEG quality).")] = None,
+    ensemble: Annotated[int, typer.Option(help="Self-ensemble: average the model's (or every plan member's) results on 1, 2, 4 or 8 flips/rotations; costs that many runs.")] = 1,
     prompt: Annotated[str | None, typer.Option(help="Text prompt for every image.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="CSV (path,prompt) or JSONL keyed by path relative to INPUT.")] = None,
     prompt_from_caption: Annotated[bool, typer.Option(help="Caption each image (without a prompt-file row or sidecar) and use the caption as prompt.")] = False,
@@ -87,14 +93,21 @@ def restore(
         _fail_usage(f"--model runs one model alone; it cannot be combined with --plan {plan}")
     if model is None and plan != "none" and precision != "fp32":
         _fail_usage("--precision applies to one model alone (--model NAME or --plan none); the plan's members run in fp32")
-    options = RestoreOptions(steps, sampler, "auto" if tile is None else (tile or None), tile_overlap, batch_size, seed, fmt, jpeg_quality, max_pixels, overwrite)
+    if ensemble not in COUNTS:
+        _fail_usage(f"--ensemble {ensemble}: choose one of {', '.join(map(str, COUNTS))}")
+    if strength is not None and model is None:
+        _fail_usage("--strength sets one model's control: use it with --model (e.g. --model waifu2x-photo --strength 2)")
+    options = RestoreOptions(steps, sampler, "auto" if tile is None else (tile or None), tile_overlap, batch_size, seed, fmt,
+                             jpeg_quality, max_pixels, overwrite, scale, strength)
     needs_caption = any(job.prompt_source == "caption" for job in jobs)
     caption_model = _load_captioner(captioner, device) if needs_caption else None
     if model is None and plan != "none":
-        restorer = _load_planned(plan, device, seed, refine)
+        restorer = _load_planned(plan, device, seed, refine, ensemble)
     else:
-        restorer = _load(model or DEFAULT_MODEL, device, precision)
-    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model)
+        restorer = _load((model or DEFAULT_MODEL) + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else ""), device, precision)
+        _check_strength(restorer, strength)
+    resizer = _load_upscaler(upscaler, device) if scale > 1 and not getattr(restorer, "changes_size", False) else None
+    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model, resizer)
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
 
@@ -110,12 +123,37 @@ def _load(model: str, device: str, precision: str):
     return restorer
 
 
-def _load_planned(plan: str, device: str, seed: int, refine: bool):
+def _check_strength(restorer, strength: float | None) -> None:
+    method = getattr(restorer, "method", None)
+    if strength is None:
+        return
+    bounds = getattr(getattr(method, "card", None), "strengths", None)
+    if bounds is None:
+        _fail_usage(f"--strength: model {restorer.name!r} has no strength control (waifu2x-photo has)")
+    if not bounds[0] <= strength <= bounds[1]:
+        _fail_usage(f"--strength {strength:g}: {restorer.name} takes {bounds[0]:g} to {bounds[1]:g}")
+
+
+def _load_upscaler(name: str, device: str):
+    from irestore.devices import resolve_device
+    from irestore.restorers import create_restorer, method_info
+
+    try:
+        if not method_info(name).card.changes_size:
+            _fail_usage(f"--upscaler {name}: it does not change the image size")
+        upscaler = create_restorer(name, device=str(resolve_device(device)))
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        _fail_usage(f"cannot load upscaler {name!r}: {error}")
+    err.print(f"upscaler: {upscaler.description}")
+    return upscaler
+
+
+def _load_planned(plan: str, device: str, seed: int, refine: bool, ensemble: int = 1):
     from irestore.devices import resolve_device
     from irestore.plan import AdaptiveRestorer
 
     try:
-        restorer = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed, refine=refine)
+        restorer = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed, refine=refine, ensemble=ensemble)
     except (FileNotFoundError, ValueError, KeyError) as error:
         _fail_usage(f"--plan {plan}: {error}")
     err.print(f"plan: {restorer.description}")
@@ -144,7 +182,7 @@ def _print_plan(jobs, as_json: bool) -> None:
     err.print(f"{len(jobs)} image(s) would be restored (existing complete outputs are skipped)")
 
 
-def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool, captioner=None) -> Summary:
+def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool, captioner=None, upscaler=None) -> Summary:
     stop = threading.Event()
 
     def interrupt(signum, frame):
@@ -175,7 +213,8 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
                     sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                     sys.stdout.flush()
 
-            return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop, captioner=captioner)
+            return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop,
+                             captioner=captioner, upscaler=upscaler)
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -22,6 +22,7 @@ from irestore.plan.intent import Intent, parse_intent
 from irestore.plan.pool import DEFAULT_POOL, pool_loaders, preferences
 from irestore.plan.search import MODES, Plan, Planner, PlannerSettings, explicit_plan
 from irestore.restorers.base import RunSettings
+from irestore.restorers.registry import ENSEMBLE, method_info
 
 USER_PROMPT_SOURCES = ("--prompt", "prompt-file", "sidecar")  # a person wrote these: their steps are forced
 REFINE_MEMBER = "allinone-small"
@@ -52,6 +53,7 @@ class PlanResult:
             "plan_details": self.plan.to_dict(),
             "plan_run": self.run,
             "plan_rolled_back": self.plan.rolled_back + [e["step"] for e in self.run if not e["kept"]],
+            "generative": any(method_info(e["step"].partition(":")[2]).card.generative for e in self.run if e["kept"]),
             "time_plan": round(self.plan.seconds, 4),
         }
 
@@ -59,31 +61,32 @@ class PlanResult:
 class AdaptiveRestorer:
     """The default restorer of ``irestore restore``: the planner over a pool of registered methods."""
 
-    def __init__(self, planner: Planner, mode: str = "auto", description: str = "") -> None:
+    def __init__(self, planner: Planner, mode: str = "auto", description: str = "", ensemble: int = 1) -> None:
         self.planner = planner
         self.mode = mode
         self.explicit = None if mode in MODES else explicit_plan(mode, set(planner.names))
-        self.name = f"plan:{mode}" + ("+refine" if planner.settings.refine else "")
+        self.name = f"plan:{mode}" + ("+refine" if planner.settings.refine else "") + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else "")
         self.description = description or f"adaptive plan ({mode}) over {', '.join(planner.names)}"
         self.fingerprint = hashlib.sha256(
-            f"{getattr(planner.classifier, 'fingerprint', '')}|{mode}|{','.join(planner.names)}|{planner.settings}".encode()
+            f"{getattr(planner.classifier, 'fingerprint', '')}|{self.name}|{','.join(planner.names)}|{planner.settings}".encode()
         ).hexdigest()[:16]
 
     @classmethod
     def create(cls, mode: str = "auto", device: str = "cpu", pool: tuple[str, ...] = DEFAULT_POOL,
                classifier: Classifier | str = DEFAULT_CLASSIFIER, settings: PlannerSettings = PlannerSettings(),
-               seed: int = 0, refine: bool = False) -> AdaptiveRestorer:
+               seed: int = 0, refine: bool = False, ensemble: int = 1) -> AdaptiveRestorer:
         """The default pool's members load lazily (the first plan that uses one loads its weights);
         an explicit plan may also name any other registered blind method. ``refine`` lets the search
-        try the diffusion restorer as a final refinement."""
+        try the diffusion restorer as a final refinement; ``ensemble`` > 1 runs every member as a
+        self-ensemble (``--ensemble``)."""
         if refine:
             settings = replace(settings, refine=REFINE_MEMBER)
         if mode not in MODES:
             pool = tuple(dict.fromkeys([*pool, *(step.partition(":")[2] for step in mode.split(",") if step.strip())]))
         if isinstance(classifier, str):
             classifier = create_classifier("degnet", classifier, device)
-        planner = Planner(classifier, pool_loaders(pool, device, seed), preferences(pool), settings, seed)
-        return cls(planner, mode)
+        planner = Planner(classifier, pool_loaders(pool, device, seed, ensemble), preferences(pool), settings, seed)
+        return cls(planner, mode, ensemble=ensemble)
 
     @property
     def device(self):

@@ -17,17 +17,21 @@ from functools import partial
 
 from irestore.plan.search import FIXED_ORDER
 from irestore.restorers import RestorationMethod, create_restorer, method_info
+from irestore.restorers.registry import ENSEMBLE
 
-DEFAULT_POOL = ("ffdnet-color", "allinone-small", "gamma")
+DEFAULT_POOL = ("ffdnet-color", "waifu2x-photo", "allinone-small", "gamma")
 
 
-def pool_loaders(names: Sequence[str] = DEFAULT_POOL, device: str = "cpu", seed: int = 0) -> dict[str, Callable[[], RestorationMethod]]:
-    """Lazy loaders for the members (a member's weights load the first time a plan uses it)."""
+def pool_loaders(names: Sequence[str] = DEFAULT_POOL, device: str = "cpu", seed: int = 0,
+                 ensemble: int = 1) -> dict[str, Callable[[], RestorationMethod]]:
+    """Lazy loaders for the members (a member's weights load the first time a plan uses it); with
+    ``ensemble`` > 1 every member runs as a self-ensemble of that many flips/rotations."""
     for name in names:
         card = method_info(name).card
-        if not card.blind or card.changes_size:
-            raise ValueError(f"{name} cannot be a pool member: it {'changes the image size' if card.changes_size else 'needs the true degradation parameters'}")
-    return {name: partial(create_restorer, name, device, seed) for name in names}
+        if not card.blind:
+            raise ValueError(f"{name} cannot be a pool member: it needs the true degradation parameters")
+    suffix = f"{ENSEMBLE}{ensemble}" if ensemble > 1 else ""
+    return {name: partial(create_restorer, name + suffix, device, seed) for name in names}
 
 
 def preferences(names: Sequence[str] = DEFAULT_POOL) -> dict[str, tuple[str, ...]]:

@@ -89,6 +89,7 @@ class Condition:
     target_size: tuple[int, int] | None = None
     seed: int = 0  # every random draw of a method derives from it
     reference: np.ndarray | None = None
+    strength: float | None = None  # the user's setting of a method's own control (waifu2x noise level 0-3)
 
     @classmethod
     def from_degradation(cls, degradation: Degradation, seed: int = 0, reference: np.ndarray | None = None) -> Condition:
@@ -145,7 +146,10 @@ class Card:
     s_per_mp: float | None = None  # CPU seconds per megapixel, one thread (benchmarks/pool_speed.py)
     changes_size: bool = False
     any_input: bool = False  # takes any degradation, including mixtures and inputs of unknown degradation
+    generative: bool = False  # GAN-trained: invents plausible detail; not used for fidelity unless asked
     oracle: bool = False  # is given the ground truth (Condition.reference): an upper bound, not a method
+    strengths: tuple[float, float] | None = None  # range of Condition.strength it accepts, if it has a control
+    reads: tuple[str, ...] = ()  # labels whose estimated severity it uses (run alone, it classifies the image)
     licence: str = "Apache-2.0 (irestore)"
     weights: str = "none"  # where its weights come from
 
@@ -179,7 +183,7 @@ class Card:
         return {
             "name": self.name, "summary": self.summary, "fixes": {k: list(v) for k, v in self.fixes.items()},
             "blind": self.blind, "parameters": self.parameters, "s_per_mp": self.s_per_mp,
-            "changes_size": self.changes_size, "any_input": self.any_input, "oracle": self.oracle, "licence": self.licence, "weights": self.weights,
+            "strengths": self.strengths, "changes_size": self.changes_size, "any_input": self.any_input, "generative": self.generative, "oracle": self.oracle, "licence": self.licence, "weights": self.weights,
         }
 
 

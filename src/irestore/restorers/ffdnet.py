@@ -13,16 +13,14 @@ import math
 import os
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings, noise_level
 from irestore.devices import resolve_device, resolve_precision
-from irestore.io import image_to_tensor, tensor_to_rgb
 from irestore.models.ffdnet import FFDNet, FFDNetConfig, ffdnet_weight_file, load_ffdnet
-from irestore.tiling import TileBox, blend_weight, is_out_of_memory, tile_grid
+from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings, noise_level
+from irestore.tiling import apply_with_fallback
 from irestore.weights import file_sha256
 
 __all__ = ["FFDNetDenoiser", "FFDNetMethod", "estimate_noise_sigma"]
@@ -33,7 +31,6 @@ _LAPLACE_DIFF = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1
 _SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 _EDGE_FRACTION = 0.10  # share of highest-gradient pixels left out of the estimate
 _DEFAULT_OVERLAP = 128  # tiling zeroes the outer quarter; FFDNet's receptive radius is ~25 px
-_OOM_TILE = 512
 
 
 def estimate_noise_sigma(rgb: Tensor) -> float:
@@ -99,7 +96,7 @@ class FFDNetDenoiser:
         sigma (0–255) defaults to :func:`estimate_noise_sigma`. FFDNet is a single forward pass:
         ``prompt``, ``steps``, ``sampler``, ``tile_batch`` (tiles run one at a time) and ``generator`` are accepted and ignored, and
         ``callback(0, 1, 0, result)`` is called once. ``tile`` runs overlapping tiles blended
-        smoothly; without it, CUDA out-of-memory falls back to 512 px tiles with a warning.
+        smoothly; without it, out-of-memory falls back to tiles of half the image, then smaller.
         """
         if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
             raise ValueError(f"expected a 1x3xHxW image, got shape {tuple(image.shape)}")
@@ -114,34 +111,8 @@ class FFDNetDenoiser:
         return out
 
     def _run(self, x: Tensor, sigma: float, tile: int | None, overlap: int) -> Tensor:
-        if tile is not None:
-            return self._tiled(x, sigma, tile, min(overlap, tile // 2))
-        try:
-            return self.network(x, sigma)
-        except (torch.OutOfMemoryError, RuntimeError) as error:
-            if not is_out_of_memory(error) or max(x.shape[-2:]) <= _OOM_TILE:
-                raise
-        log.warning("out of memory on the whole image; retrying with %d px tiles (set tile to choose)", _OOM_TILE)
-        if x.device.type == "cuda":
-            torch.cuda.empty_cache()
-        return self._tiled(x, sigma, _OOM_TILE, min(overlap, _OOM_TILE // 2))
-
-    def _tiled(self, x: Tensor, sigma: float, tile: int, overlap: int) -> Tensor:
-        height, width = x.shape[-2:]
-        out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-        total = torch.zeros((height, width), dtype=torch.float32, device=x.device)
-        for box in tile_grid(height, width, tile, overlap):
-            rows, cols = slice(box.top, box.top + box.height), slice(box.left, box.left + box.width)
-            weight = blend_weight(box, height, width, overlap).to(x.device)
-            out[..., rows, cols] += self._tile(x, sigma, box) * weight
-            total[rows, cols] += weight
-        return out / total
-
-    def _tile(self, x: Tensor, sigma: float, box: TileBox) -> Tensor:
-        """One tile, started on an even pixel so the 2x2 pixel-unshuffle grid matches the whole image."""
-        top, left = box.top - box.top % 2, box.left - box.left % 2
-        crop = x[..., top : box.top + box.height, left : box.left + box.width]
-        return self.network(crop, sigma).float()[..., box.top - top :, box.left - left :]
+        # tiles start on even pixels so the 2x2 pixel-unshuffle grid matches the whole image's
+        return apply_with_fallback(lambda crop: self.network(crop, sigma), x, tile, overlap, align=2)
 
 
 class FFDNetMethod(RestorationMethod):

@@ -17,12 +17,14 @@ from irestore.restorers.diffusion import ALL_LABELS, PREFIX, DiffusionMethod
 
 __all__ = [
     "ALIASES",
+    "ENSEMBLE",
     "RESTORERS",
     "MethodInfo",
     "create_restorer",
     "list_restorers",
     "method_info",
     "register_restorer",
+    "split_ensemble",
 ]
 
 Builder = Callable[[str, str, int], RestorationMethod]  # (spec, device, seed) -> method
@@ -57,14 +59,27 @@ def _simple(module: str, cls: str) -> Builder:
     return build
 
 
-def _card(module: str, cls: str) -> Card:
-    return getattr(importlib.import_module(f"irestore.restorers.{module}"), cls).card
+def _card(module: str, name: str) -> Card:
+    found = getattr(importlib.import_module(f"irestore.restorers.{module}"), name)
+    return found if isinstance(found, Card) else found.card
 
 
 def _ffdnet(spec: str, device: str, seed: int) -> RestorationMethod:
     from irestore.restorers.ffdnet import FFDNetMethod
 
     return FFDNetMethod(device)
+
+
+def _waifu2x(spec: str, device: str, seed: int) -> RestorationMethod:
+    from irestore.restorers.waifu2x import Waifu2xPhoto
+
+    return Waifu2xPhoto(device)
+
+
+def _realesrgan(spec: str, device: str, seed: int) -> RestorationMethod:
+    from irestore.restorers.realesrgan import RealESRGAN
+
+    return RealESRGAN(spec, device)
 
 
 ALLINONE = "allinone-small"
@@ -107,6 +122,9 @@ for _info in (
     MethodInfo("wiener", _card("deconvolution", "Wiener"), _simple("deconvolution", "Wiener")),
     MethodInfo("rl", _card("deconvolution", "RichardsonLucy"), _simple("deconvolution", "RichardsonLucy")),
     MethodInfo("bicubic", _card("resample", "Bicubic"), _simple("resample", "Bicubic")),
+    MethodInfo("waifu2x-photo", _card("waifu2x", "Waifu2xPhoto"), _waifu2x),
+    MethodInfo("realesrgan-x4plus", _card("realesrgan", "X4PLUS_CARD"), _realesrgan),
+    MethodInfo("realesr-animevideov3", _card("realesrgan", "ANIMEVIDEO_CARD"), _realesrgan),
     MethodInfo(ALLINONE, ALLINONE_CARD, _allinone),
     MethodInfo(PREFIX, _DIFFUSION_CARD, _diffusion, prefix=True),
 ):
@@ -126,8 +144,27 @@ def list_restorers() -> list[MethodInfo]:
     return list(RESTORERS.values())
 
 
+ENSEMBLE = "+ensemble"  # NAME+ensembleN: the method under an N-fold self-ensemble
+
+
+def split_ensemble(spec: str) -> tuple[str, int]:
+    """``NAME+ensembleN`` -> (NAME, N); any other spec -> (spec, 1)."""
+    base, sep, count = spec.rpartition(ENSEMBLE)
+    if not sep:
+        return spec, 1
+    if not count.isdigit():
+        raise KeyError(f"{spec!r}: write the self-ensemble as NAME{ENSEMBLE}N with N of 2, 4 or 8")
+    return base, int(count)
+
+
 def method_info(spec: str) -> MethodInfo:
     """The registry entry for a name or spec. Raises KeyError for unknown ones."""
+    base, count = split_ensemble(spec)
+    if count != 1:
+        from irestore.restorers.ensemble import SelfEnsemble, ensemble_card
+
+        card = ensemble_card(method_info(base).card, count)
+        return MethodInfo(spec, card, lambda _spec, device, seed: SelfEnsemble(create_restorer(base, device, seed), count))
     _load_plugins()
     spec = ALIASES.get(spec, spec)
     if spec in RESTORERS and not RESTORERS[spec].prefix:
