@@ -345,3 +345,24 @@ def test_cli_refuses_bad_strength_and_ensemble(tmp_path):
         run = _cli("restore", tmp_path / "cat.png", tmp_path / "out", *args)
         assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
         assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.png"))
+
+
+@needs_wheels
+def test_waifu2x_photo_restores_low_resolution_at_the_input_size():
+    from irestore.degrade import lowres
+
+    clean = _crop(skdata.astronaut(), 120, 30, 180)
+    lq = lowres(clean, np.random.default_rng(0), scale=2).image  # area down 2x, bicubic back
+    x = torch.from_numpy(lq.transpose(2, 0, 1).copy())[None]
+    out = create_restorer("waifu2x-photo").restore(x, Condition(("lowres",), {"lowres": 2.0}))
+    assert out.shape == x.shape
+    assert psnr(out[0].permute(1, 2, 0).numpy(), clean) > psnr(lq, clean) + 0.3
+    unchanged = create_restorer("waifu2x-photo").restore(x, Condition(("lowres",), {"lowres": 1.0}))
+    assert torch.equal(unchanged, x)  # not low-resolution: nothing to undo
+
+
+@needs_wheels
+def test_realesrgan_at_the_input_size_keeps_the_size():
+    x = torch.rand(1, 3, 24, 20)
+    out = create_restorer("realesr-animevideov3").restore(x, Condition(("lowres",), {"lowres": 2.0}))
+    assert out.shape == x.shape

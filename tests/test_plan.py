@@ -342,3 +342,30 @@ def test_on_the_whole_image_a_provisional_step_falls_with_a_follow_up_that_does_
     out, run = planner.run(dark, plan, planner.classifier.classify(dark))
     assert [(e["step"], e["kept"]) for e in run] == [("lowlight:revealer", False), ("noise:harmful", False)]
     assert torch.equal(out, dark)
+
+
+# --------------------------------------------------------------------------- generative members
+
+
+@pytest.mark.parametrize("text,detail", [
+    ("sharpen this photo", True), ("enhance details, remove the noise", True), ("remove the noise", False),
+    ("enhance this photo", False), ("don't sharpen it", False),
+])
+def test_a_prompt_that_asks_for_detail_lets_generative_members_run(text, detail):
+    intent = parse_intent(text, from_user=True)
+    assert intent.detail == detail
+    assert ("lowres" in intent.force) == detail  # detail comes from restoring at the content's resolution
+    assert not parse_intent(text, from_user=False).detail  # a caption never asks for it
+
+
+def test_generative_members_are_offered_only_when_detail_is_asked():
+    from irestore.plan.pool import GENERATIVE_POOL, preferences
+
+    names = ("waifu2x-photo", *GENERATIVE_POOL)
+    assert preferences(names)["lowres"] == ("waifu2x-photo",)
+    assert preferences(names, generative=True)["lowres"] == ("realesrgan-x4plus", "waifu2x-photo")
+    adaptive = AdaptiveRestorer.create("auto", classifier=MeasuringClassifier())
+    assert adaptive.planner_for(parse_intent("sharpen it")) is adaptive.detail_planner
+    assert adaptive.planner_for(parse_intent("remove the rain")) is adaptive.planner
+    assert adaptive.planner.members_for("lowres") == ("waifu2x-photo",)
+    assert adaptive.detail_planner.members_for("lowres")[0] == "realesrgan-x4plus"

@@ -383,7 +383,7 @@ def _upscale(image: torch.Tensor, target: tuple[int, int], upscaler, fields: dic
     from irestore.restorers import Condition, RunSettings
 
     began = time.perf_counter()
-    image = upscaler.restore(image, Condition(target_size=target), RunSettings(tile=tile))
+    image = upscaler.restore(image, Condition(labels=("lowres",), target_size=target), RunSettings(tile=tile))
     generative = bool(fields.get("generative")) or upscaler.card.generative
     return image, fields | {"upscaler": upscaler.name, "generative": generative, "time_upscale": round(time.perf_counter() - began, 4)}
 

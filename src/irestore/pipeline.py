@@ -260,14 +260,16 @@ class MethodModel:
         card = self.method.card
         if strength is not None and card.strengths is None:
             raise ValueError(f"{self.name} has no strength control")
-        severities = self.severities(image) if card.reads and strength is None else {}
-        condition = Condition(prompt=prompt or "", severities=severities, target_size=target_size, strength=strength)
+        labels, severities = self.detected(image) if card.reads and strength is None else ((), {})
+        condition = Condition(labels, severities, prompt or "", target_size=target_size, strength=strength)
         return self.method.restore(image, condition, RunSettings(tile=tile))
 
-    def severities(self, image: Tensor) -> dict[str, float]:
+    def detected(self, image: Tensor) -> tuple[tuple[str, ...], dict[str, float]]:
+        """The labels the method fixes that the default classifier finds, with their severities."""
         if self._classifier is None:
             from irestore.conditioning.classifier import create_classifier
 
             self._classifier = create_classifier("degnet", device=self.device)
         found = self._classifier.classify(image)
-        return {label: value for label, value in found.severities.items() if label in found.labels}
+        labels = tuple(label for label in found.labels if label in self.method.card.fixes)
+        return labels, {label: found.severities[label] for label in labels}

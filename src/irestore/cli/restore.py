@@ -203,6 +203,9 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
 
             def on_record(record):
                 if record["status"] == "done":
+                    if record.get("generative"):
+                        progress.console.print(f"[yellow]note[/yellow] {record['relative']}: a generative (GAN) model ran "
+                                               f"({record.get('upscaler') or record.get('plan') or record['model']}): its fine detail is invented")
                     megapixels[0] += record.get("megapixels", 0)
                     seconds[0] += record.get("time_restore", 0)
                     progress.update(task, rate=f"{megapixels[0] / max(seconds[0], 1e-9):.3f} MP/s")

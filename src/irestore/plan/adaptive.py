@@ -19,7 +19,7 @@ from torch import Tensor
 
 from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, Classification, Classifier, create_classifier
 from irestore.plan.intent import Intent, parse_intent
-from irestore.plan.pool import DEFAULT_POOL, pool_loaders, preferences
+from irestore.plan.pool import DEFAULT_POOL, GENERATIVE_POOL, pool_loaders, preferences
 from irestore.plan.search import MODES, Plan, Planner, PlannerSettings, explicit_plan
 from irestore.restorers.base import RunSettings
 from irestore.restorers.registry import ENSEMBLE, method_info
@@ -61,8 +61,10 @@ class PlanResult:
 class AdaptiveRestorer:
     """The default restorer of ``irestore restore``: the planner over a pool of registered methods."""
 
-    def __init__(self, planner: Planner, mode: str = "auto", description: str = "", ensemble: int = 1) -> None:
+    def __init__(self, planner: Planner, mode: str = "auto", description: str = "", ensemble: int = 1,
+                 detail_planner: Planner | None = None) -> None:
         self.planner = planner
+        self.detail_planner = detail_planner or planner  # for prompts that ask for detail (generative members first)
         self.mode = mode
         self.explicit = None if mode in MODES else explicit_plan(mode, set(planner.names))
         self.name = f"plan:{mode}" + ("+refine" if planner.settings.refine else "") + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else "")
@@ -85,8 +87,15 @@ class AdaptiveRestorer:
             pool = tuple(dict.fromkeys([*pool, *(step.partition(":")[2] for step in mode.split(",") if step.strip())]))
         if isinstance(classifier, str):
             classifier = create_classifier("degnet", classifier, device)
-        planner = Planner(classifier, pool_loaders(pool, device, seed, ensemble), preferences(pool), settings, seed)
-        return cls(planner, mode, ensemble=ensemble)
+        members = tuple(dict.fromkeys([*pool, *GENERATIVE_POOL]))
+        loaders = pool_loaders(members, device, seed, ensemble)
+        planner = Planner(classifier, loaders, preferences(members), settings, seed)
+        detail = Planner(classifier, loaders, preferences(members, generative=True), settings, seed)
+        return cls(planner, mode, ensemble=ensemble, detail_planner=detail)
+
+    def planner_for(self, intent: Intent | dict) -> Planner:
+        asks_detail = intent.get("detail", False) if isinstance(intent, dict) else intent.detail
+        return self.detail_planner if asks_detail else self.planner
 
     @property
     def device(self):
@@ -103,7 +112,7 @@ class AdaptiveRestorer:
         if self.explicit is not None:
             plan = Plan(self.mode, list(self.explicit), list(classification.labels), [], intent.to_dict())
         else:
-            plan = self.planner.plan(image, classification, intent, prompt, self.mode)
+            plan = self.planner_for(intent).plan(image, classification, intent, prompt, self.mode)
         return plan, classification, prompt
 
     def restore_planned(self, image: Tensor, prompt: str = "", prompt_source: str = "none",
@@ -112,5 +121,5 @@ class AdaptiveRestorer:
         plan, classification, prompt = self.plan(image, prompt, prompt_source, classification)
         forced = frozenset(plan.intent.get("force", ())) | (frozenset(s.label for s in plan.steps) if self.explicit else frozenset())
         verify = self.mode == "auto"
-        out, run = self.planner.run(image, plan, classification, prompt, settings, verify=verify, forced=forced)
+        out, run = self.planner_for(plan.intent).run(image, plan, classification, prompt, settings, verify=verify, forced=forced)
         return PlanResult(out.clamp(0, 1).cpu(), plan, classification, prompt, run, time.perf_counter() - began)

@@ -1,7 +1,9 @@
 """What a prompt asks of the plan: which degradations to remove, to leave alone, or to remove only.
 
 "remove the rain" asks for a deraining step; "denoise only" for a denoising step and nothing else;
-"keep the grain" forbids denoising. A user's prompt *forces* the steps it names (they are run even
+"keep the grain" forbids denoising; "sharpen" or "enhance details" asks for *detail*, which only a
+generative (GAN) member invents, so it lets the planner use one (restoring at the content's
+resolution, as for low resolution). A user's prompt *forces* the steps it names (they are run even
 when the evaluation sees no gain: the user asked); a caption, which only describes the image,
 *adds* them as candidates the search may still reject. Clauses are split at punctuation and at
 "and"/"but"; a clause with a negation ("keep", "don't", "no", "without", ...) forbids what it names.
@@ -30,6 +32,8 @@ _PATTERNS = {label: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(
                                re.IGNORECASE) for label, words in SYNONYMS.items()}
 _NEGATION = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in NEGATIONS) + r")\b", re.IGNORECASE)
 _ONLY = re.compile(r"\b(?:only|just)\b", re.IGNORECASE)
+_DETAIL = re.compile(r"\b(?:sharpen|sharper|sharpness|crisp|crisper|enhance (?:the )?details?|more details?|"
+                     r"finer details?|add details?|detail enhancement)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,15 @@ class Intent:
     add: frozenset[str] = field(default_factory=frozenset)
     forbid: frozenset[str] = field(default_factory=frozenset)
     only: bool = False
+    detail: bool = False  # the user asked for sharper detail: generative members may run
 
     @property
     def empty(self) -> bool:
-        return not (self.force or self.add or self.forbid or self.only)
+        return not (self.force or self.add or self.forbid or self.only or self.detail)
 
     def to_dict(self) -> dict:
-        return {"force": sorted(self.force), "add": sorted(self.add), "forbid": sorted(self.forbid), "only": self.only}
+        return {"force": sorted(self.force), "add": sorted(self.add), "forbid": sorted(self.forbid), "only": self.only,
+                "detail": self.detail}
 
 
 def labels_named(text: str) -> set[str]:
@@ -62,7 +68,7 @@ def parse_intent(text: str | None, from_user: bool = True) -> Intent:
     """The intent of a prompt; ``from_user=False`` for captions (they add candidates, never force)."""
     if not text or not text.strip():
         return Intent()
-    named, forbidden, only = set(), set(), False
+    named, forbidden, only, detail = set(), set(), False, False
     for clause in _CLAUSES.split(text):
         if not clause or not clause.strip():
             continue
@@ -72,7 +78,10 @@ def parse_intent(text: str | None, from_user: bool = True) -> Intent:
         else:
             named |= labels
             only = only or bool(labels and _ONLY.search(clause))
+            detail = detail or bool(_DETAIL.search(clause))
+    if detail and from_user and "lowres" not in forbidden:
+        named.add("lowres")  # detail is invented by restoring at the content's resolution
     named -= forbidden
     if from_user:
-        return Intent(force=frozenset(named), forbid=frozenset(forbidden), only=only)
+        return Intent(force=frozenset(named), forbid=frozenset(forbidden), only=only, detail=detail)
     return Intent(add=frozenset(named), forbid=frozenset(forbidden))

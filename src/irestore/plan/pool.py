@@ -20,6 +20,7 @@ from irestore.restorers import RestorationMethod, create_restorer, method_info
 from irestore.restorers.registry import ENSEMBLE
 
 DEFAULT_POOL = ("ffdnet-color", "waifu2x-photo", "allinone-small", "gamma")
+GENERATIVE_POOL = ("realesrgan-x4plus",)  # used only when the prompt asks for detail (see plan.intent)
 
 
 def pool_loaders(names: Sequence[str] = DEFAULT_POOL, device: str = "cpu", seed: int = 0,
@@ -34,7 +35,9 @@ def pool_loaders(names: Sequence[str] = DEFAULT_POOL, device: str = "cpu", seed:
     return {name: partial(create_restorer, name + suffix, device, seed) for name in names}
 
 
-def preferences(names: Sequence[str] = DEFAULT_POOL) -> dict[str, tuple[str, ...]]:
-    """label -> the members that fix it, in pool order."""
+def preferences(names: Sequence[str] = DEFAULT_POOL, generative: bool = False) -> dict[str, tuple[str, ...]]:
+    """label -> the members that fix it, in pool order. Generative members are left out, unless
+    ``generative`` (the user asked for detail): then they come first for the labels they fix."""
     cards = {name: method_info(name).card for name in names}
-    return {label: tuple(n for n in names if label in cards[n].fixes) for label in FIXED_ORDER}
+    ordered = sorted(names, key=lambda n: not cards[n].generative) if generative else [n for n in names if not cards[n].generative]
+    return {label: tuple(n for n in ordered if label in cards[n].fixes) for label in FIXED_ORDER}

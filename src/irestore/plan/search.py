@@ -144,7 +144,7 @@ class Planner:
     def __init__(self, classifier: Classifier, pool: dict, preferences: dict[str, tuple[str, ...]],
                  settings: PlannerSettings = PlannerSettings(), seed: int = 0) -> None:
         self.classifier = classifier
-        self._pool = dict(pool)
+        self._pool = pool if isinstance(pool, dict) else dict(pool)  # shared: a member loads once for all planners
         self.preferences = preferences
         self.settings = settings
         self.seed = seed

