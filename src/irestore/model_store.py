@@ -30,7 +30,8 @@ CHECKSUM_SUFFIX = ".sha256"
 
 
 # modules that register weights when imported
-_CATALOGUE = ("irestore.pipeline", "irestore.conditioning.classifier", "irestore.conditioning.open_clip_models", "irestore.metrics")
+_CATALOGUE = ("irestore.pipeline", "irestore.conditioning.classifier", "irestore.conditioning.open_clip_models", "irestore.metrics",
+              "irestore.restorers.ported", "irestore.brisque")
 
 
 def _register_catalogue() -> None:
@@ -84,7 +85,7 @@ def model_status(name: str) -> ModelStatus:
         present=path is not None,
         where=where,
         path=str(path) if path else None,
-        size=path.stat().st_size if path else None,
+        size=sum((path.parent / n).stat().st_size for n in (path.name, *source.companions)) if path else None,
         download=source.download_url(),
         sha256=source.sha256,
     )
@@ -230,6 +231,10 @@ def verify_model(name: str) -> Verification:
     digest = file_sha256(path)
     expected = (source.sha256 or "").lower() or _recorded_checksum(path)
     status = "unchecked" if expected is None else ("ok" if digest == expected else "mismatch")
+    for companion in (path.parent / name for name in source.companions):  # recorded on import, if imported
+        recorded = _recorded_checksum(companion)
+        if recorded is not None and file_sha256(companion) != recorded:
+            status = "mismatch"
     return Verification(source.name, str(path), digest, expected, status)
 
 

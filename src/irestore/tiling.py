@@ -214,20 +214,12 @@ def apply_tiled(
     return out / total
 
 
-def apply_with_fallback(
-    fn: Callable[[Tensor], Tensor],
-    x: Tensor,
-    tile: int | None,
-    overlap: int = 32,
-    *,
-    scale: int = 1,
-    context: int = 0,
-    align: int = 1,
-) -> Tensor:
-    """:func:`apply_tiled`, retried with half the tile size (down to MIN_TILE) on out-of-memory."""
+def apply_with_fallback(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None, overlap: int = 32, **layout) -> Tensor:
+    """:func:`apply_tiled` (``layout``: its scale, context, align), retried with half the tile
+    size (down to MIN_TILE) on out-of-memory."""
     while True:
         try:
-            return apply_tiled(fn, x, tile, min(overlap, (tile or overlap * 2) // 2), scale=scale, context=context, align=align)
+            return apply_tiled(fn, x, tile, min(overlap, (tile or overlap * 2) // 2), **layout)
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if not is_out_of_memory(error):
                 raise
