@@ -25,13 +25,12 @@ from irestore.metrics import psnr
 from irestore.models.ncnn import NcnnError, read_ncnn, read_param
 from irestore.models.srvgg import srvgg_from_ncnn
 from irestore.restorers import Condition, create_restorer
-from irestore.restorers.ensemble import SelfEnsemble, dihedral, undo_dihedral
 from irestore.restorers.base import Card, RestorationMethod
+from irestore.restorers.ensemble import SelfEnsemble, dihedral, undo_dihedral
 from irestore.restorers.ported import PORTED, PortedNetwork
 from irestore.restorers.waifu2x import noise_level_for
 from irestore.tiling import apply_tiled
 from irestore.weights import MissingWeightsError, find_local, resolve_weights
-
 from ncnn_files import FP16_TAG, kernel_blob, write_srvgg
 
 HAS_NCNN = importlib.util.find_spec("ncnn") is not None
@@ -117,8 +116,9 @@ def test_reader_refuses_truncated_and_mismatched_weights(tmp_path):
 def test_reader_refuses_unknown_weighted_layers(tmp_path):
     path = tmp_path / "m.param"
     path.write_text("7767517\n2 2\nInput in 0 1 x\nLSTM l 1 1 x y 0=4\n")
+    (tmp_path / "m.bin").write_bytes(b"")
     with pytest.raises(NcnnError, match="LSTM"):
-        read_ncnn(path, tmp_path / "m.bin") if (tmp_path / "m.bin").write_bytes(b"") is not None else None
+        read_ncnn(path, tmp_path / "m.bin")
 
 
 def test_kernel_blob_tag_is_ncnns_fp16_tag():
@@ -194,7 +194,7 @@ def test_animevideov3_port_matches_ncnn_at_every_scale(scale):
 
 
 def test_missing_ncnn_weights_say_what_and_how(monkeypatch, tmp_path):
-    import irestore.weights as weights
+    from irestore import weights
 
     monkeypatch.setattr(weights, "_package_dirs", lambda package: [])
     with pytest.raises(MissingWeightsError) as caught:
@@ -204,7 +204,7 @@ def test_missing_ncnn_weights_say_what_and_how(monkeypatch, tmp_path):
 
 
 def test_a_param_without_its_bin_does_not_count(monkeypatch, tmp_path):
-    import irestore.weights as weights
+    from irestore import weights
 
     folder = tmp_path / "pkg"
     (folder / "models").mkdir(parents=True)
@@ -215,7 +215,7 @@ def test_a_param_without_its_bin_does_not_count(monkeypatch, tmp_path):
 
 
 def test_import_takes_the_pair_and_refuses_a_wrong_one(monkeypatch, tmp_path):
-    import irestore.weights as weights
+    from irestore import weights
     from irestore.model_store import StoreError, import_model
 
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path / "home"))

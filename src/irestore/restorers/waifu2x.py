@@ -7,7 +7,7 @@ plain 2x model gives 4x. Asked to fix low resolution (the condition's label) at 
 halves the image when the estimated factor is near 2 (:data:`LOWRES_FACTORS`), upscales it with
 the plain model and brings the result back; waifu2x is not a GAN, so this is a fidelity-first upscaler. The JPEG-noise level (0-3) comes from the user (``strength``), else from
 the JPEG quality the classifier estimates (or the benchmark knows), mapped by :data:`LEVEL_FOR_QUALITY`,
-which was chosen on training photos (``runs/experts/tune_waifu2x.py``, README *Results*).
+which was chosen on training photos (``benchmarks/waifu2x_tuning.py levels``, README *Results*).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["LEVEL_FOR_QUALITY", "Waifu2xPhoto", "noise_level_for"]
 LEVEL_FOR_QUALITY: tuple[tuple[float, int], ...] = ((70.0, 3), (82.0, 1), (101.0, 0))
 DEFAULT_LEVEL = 1  # when nothing says how strong the artefacts are
 # Same-size low resolution is undone only near 2x, the one factor where it gained on whole training photos
-# (runs/experts/try_lowres2.py: +1.26 dB at 2x; at 3x -0.82 from the content's exact size, -0.20 from half size;
+# (benchmarks/waifu2x_tuning.py lowres: +1.26 dB at 2x; at 3x -0.82 from the content's exact size, -0.20 from half size;
 # at 4x +0.56 with the true factor but -0.16 with the classifier's estimate, which reads 4x as about 3.5x).
 LOWRES_FACTORS = (1.75, 2.5)
 _PLAIN = "waifu2x-photo-scale2x"
@@ -104,7 +104,7 @@ HEAVY_QUALITY = 15.0  # at or below this JPEG quality the 2x output is halved wi
 
 def _halve(out: Tensor, quality: float | None) -> Tensor:
     """The 2x output back at the input's size, antialiased: bicubic, or bilinear (a stronger
-    low-pass) for heavy compression. On training photos at JPEG q10 bilinear gained 0.13 dB more
+    low-pass) for heavy compression (``benchmarks/waifu2x_tuning.py halving``). On training photos at JPEG q10 bilinear gained 0.13 dB more
     than a box filter, and from q30 up it lost 0.2-0.9 dB where bicubic was level with the box or better."""
     heavy = quality is not None and quality <= HEAVY_QUALITY
     size = (out.shape[-2] // 2, out.shape[-1] // 2)
