@@ -105,7 +105,7 @@ HEAVY_QUALITY = 15.0  # at or below this JPEG quality the 2x output is halved wi
 def _halve(out: Tensor, quality: float | None) -> Tensor:
     """The 2x output back at the input's size, antialiased: bicubic, or bilinear (a stronger
     low-pass) for heavy compression (``benchmarks/waifu2x_tuning.py halving``). On training photos at JPEG q10 bilinear gained 0.13 dB more
-    than a box filter, and from q30 up it lost 0.2-0.9 dB where bicubic was level with the box or better."""
+    than a box filter, and from q30 up it lost 0.2-1.4 dB where bicubic was level with the box or better."""
     heavy = quality is not None and quality <= HEAVY_QUALITY
     size = (out.shape[-2] // 2, out.shape[-1] // 2)
     return F.interpolate(out, size=size, mode="bilinear" if heavy else "bicubic", antialias=True, align_corners=False).clamp(0, 1)
