@@ -9,6 +9,7 @@ shipped classifier and pool on a held-out photo.
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,7 @@ from irestore.labels import LABELS
 from irestore.metrics import psnr
 from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
-from irestore.restorers import ArrayMethod, Card, Condition, create_restorer
+from irestore.restorers import ArrayMethod, Card, Condition, create_restorer, method_info
 from irestore.restorers.ffdnet import estimate_noise_sigma
 
 CROP = Path(__file__).parent / "data" / "aitzgorri_crop.png"
@@ -369,3 +370,38 @@ def test_generative_members_are_offered_only_when_detail_is_asked():
     assert adaptive.planner_for(parse_intent("remove the rain")) is adaptive.planner
     assert adaptive.planner.members_for("lowres") == ("waifu2x-photo",)
     assert adaptive.detail_planner.members_for("lowres")[0] == "realesrgan-x4plus"
+
+
+# --------------------------------------------------------------------------- self-ensemble where it pays
+
+
+class Denoiser(ArrayMethod):
+    """FFDNet's job done by a Gaussian blur, with a declared self-ensemble gain and cost."""
+
+    def __init__(self, gain, s_per_mp):
+        self.card = Card("blur-denoiser", "test member", fixes={"noise": (0, 75)}, ensemble_gain=gain, s_per_mp=s_per_mp)
+        self.calls = 0
+
+    def restore_array(self, image, condition):
+        self.calls += 1
+        return cv2.GaussianBlur(image, (0, 0), 1.5)
+
+
+@pytest.mark.parametrize("gain,s_per_mp,expected", [(0.5, 1.0, 8), (0.5, 1e6, 1), (0.01, 1.0, 1), (None, 1.0, 1)])
+def test_the_whole_image_run_uses_a_self_ensemble_only_where_it_pays_at_an_acceptable_cost(gain, s_per_mp, expected):
+    member = Denoiser(gain, s_per_mp)
+    adaptive = _planner({"blur-denoiser": member}, {"noise": ("blur-denoiser",)})
+    noisy = degrade.noise(_clean(), np.random.default_rng(0), sigma=25).image
+    result = adaptive.restore_planned(image_to_tensor(noisy))
+    assert [e["step"] for e in result.run] == ["noise:blur-denoiser"] and result.run[0]["kept"]
+    assert result.run[0].get("ensemble", 1) == expected
+    proxy_calls = sum(1 for e in result.plan.evaluations if e.step == "noise:blur-denoiser")
+    assert member.calls == proxy_calls + expected  # the proxy search never pays for the ensemble
+
+
+def test_the_measured_gains_keep_the_shipped_members_single():
+    from irestore.plan.search import PlannerSettings
+
+    for name in ("ffdnet-color", "waifu2x-photo"):
+        card = method_info(name).card
+        assert card.ensemble_gain is not None and card.ensemble_gain < PlannerSettings().ensemble_min_gain

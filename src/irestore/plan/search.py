@@ -28,6 +28,7 @@ from irestore.labels import UNDO_ORDER
 from irestore.plan.intent import Intent
 from irestore.plan.proxy import ProxySettings, proxy_views
 from irestore.restorers.base import Condition, MethodSkipped, RestorationMethod, RunSettings
+from irestore.restorers.ensemble import SelfEnsemble
 
 FIXED_ORDER = UNDO_ORDER  # the order without evaluation: compression, noise, blur, rain, low light, haze, resolution
 
@@ -113,6 +114,10 @@ class PlannerSettings:
     preference_penalty: float = 0.15  # cost of using a label's second member instead of its first (see _cost)
     lookahead: bool = True  # a step that does not help alone may stay when the next step makes the pair help
     refine: str | None = None  # final refinement member to try, e.g. "allinone-small" (None: never)
+    # the whole-image run uses a member's 8-fold self-ensemble when its card's measured gain reaches
+    # this many dB and the 7 extra runs are estimated (card s/MP) to cost at most ensemble_budget_s
+    ensemble_min_gain: float = 0.1
+    ensemble_budget_s: float = 30.0
     proxy: ProxySettings = ProxySettings()
 
 
@@ -326,8 +331,11 @@ class Planner:
             attempts = [step] if anchor is None or provisional else [step, *(PlanStep(step.label, m) for m in self.alternatives(plan, step))]
             for attempt in attempts:
                 began = time.perf_counter()
-                out = self.member(attempt.method).restore(current, self.condition(attempt, classification, prompt), settings)
+                method, count = self.runner(attempt.method, current)
+                out = method.restore(current, self.condition(attempt, classification, prompt), settings)
                 entry = {"step": str(attempt), "seconds": round(time.perf_counter() - began, 3), "kept": True}
+                if count > 1:
+                    entry["ensemble"] = count
                 done.append(entry)
                 if anchor is None:
                     current = out
@@ -350,6 +358,20 @@ class Planner:
         for earlier in pending:
             earlier["kept"] = False
         return (anchor_image if pending else current), done
+
+    def runner(self, name: str, image: Tensor) -> tuple[RestorationMethod, int]:
+        """The member as the whole-image run uses it, and its self-ensemble size (1: none)."""
+        member = self.member(name)
+        count = self.ensemble_size(member.card, image)
+        return (SelfEnsemble(member, count) if count > 1 else member), count
+
+    def ensemble_size(self, card, image: Tensor) -> int:
+        """8 where the self-ensemble pays at an acceptable cost (see PlannerSettings), else 1."""
+        gain, cost = card.ensemble_gain, card.s_per_mp
+        if gain is None or cost is None or gain < self.settings.ensemble_min_gain:
+            return 1
+        extra = cost * 7 * image.shape[-2] * image.shape[-1] / 1e6
+        return 8 if extra <= self.settings.ensemble_budget_s else 1
 
     def alternatives(self, plan: Plan, step: PlanStep) -> list[str]:
         """Other members that helped with ``step.label`` on the proxy, in preference order."""

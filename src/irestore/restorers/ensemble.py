@@ -38,7 +38,7 @@ def ensemble_card(base: Card, count: int) -> Card:
         raise ValueError(f"self-ensemble size must be one of {', '.join(map(str, COUNTS))}, not {count}")
     return replace(
         base, name=f"{base.name}+ensemble{count}", summary=f"{base.summary}; self-ensemble of {count} flips/rotations",
-        s_per_mp=None if base.s_per_mp is None else round(base.s_per_mp * count, 2),
+        s_per_mp=None if base.s_per_mp is None else round(base.s_per_mp * count, 2), ensemble_gain=None,
     )
 
 
