@@ -82,7 +82,7 @@ def test_tile_option_reaches_the_sampler(restorer, monkeypatch):
 
 def test_auto_tile_keeps_small_images_whole_and_tiles_large_ones(restorer, monkeypatch):
     assert restorer.choose_tile(_image(64, 64), "auto", 4) is None
-    monkeypatch.setattr("irestore.pipeline.available_memory", lambda device: 200 * 2**20)
+    monkeypatch.setattr("irestore.tiling.available_memory", lambda device: 200 * 2**20)
     side = restorer.choose_tile(torch.zeros(1, 3, 4000, 3000), "auto", 4)
     assert side is not None and side % 64 == 0 and 64 <= side < 4000
     assert restorer.choose_tile(_image(), 96, 4) == 96
@@ -93,7 +93,7 @@ def test_auto_tile_runs_an_image_that_fits_whole_even_when_a_batch_of_tiles_woul
     from irestore.pipeline import activation_bytes_per_pixel
 
     megapixel = 1024 * 1024 * activation_bytes_per_pixel(restorer.network, torch.float32)
-    monkeypatch.setattr("irestore.pipeline.available_memory", lambda device: int(megapixel / 0.4 * 1.5))
+    monkeypatch.setattr("irestore.tiling.available_memory", lambda device: int(megapixel / 0.4 * 1.5))
     assert restorer.choose_tile(torch.zeros(1, 3, 1024, 1024), "auto", 4) is None
     side = restorer.choose_tile(torch.zeros(1, 3, 2048, 2048), "auto", 4)  # 4x the pixels: tiled
     assert side is not None and side < 2048

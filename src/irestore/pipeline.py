@@ -26,7 +26,7 @@ from irestore.devices import keep_freed_memory_mapped, resolve_device, resolve_p
 from irestore.models.erunet import ERUNet
 from irestore.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
 from irestore.sde import MeanRevertingSDE
-from irestore.tiling import MEMORY_FRACTION, TiledDenoiser, auto_tile_size, available_memory
+from irestore.tiling import TiledDenoiser, choose_tile
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 
 if TYPE_CHECKING:
@@ -109,14 +109,7 @@ class Restorer:
 
     def choose_tile(self, image: Tensor, tile: int | str | None, tile_batch: int) -> int | None:
         """'auto' picks the largest tile that fits free memory; None/0 means never tile."""
-        if tile in (None, 0):
-            return None
-        if tile != AUTO:
-            return int(tile)
-        per_pixel, free = activation_bytes_per_pixel(self.network, self.dtype), available_memory(self.device)
-        if image.shape[-2] * image.shape[-1] * per_pixel <= free * MEMORY_FRACTION:
-            return None  # the whole image fits: tiles would only recompute their overlaps
-        return auto_tile_size(per_pixel, free, tile_batch)
+        return choose_tile(tile, image, activation_bytes_per_pixel(self.network, self.dtype), self.device, tile_batch)
 
     def sampler_settings(self, sampler: str | None, steps: int | None) -> tuple[str, int]:
         """The sampler and step count a call will use: the checkpoint's defaults fill the gaps."""

@@ -163,6 +163,21 @@ def auto_tile_size(bytes_per_pixel: float, available_bytes: int, tile_batch: int
     return max(side, MIN_TILE)
 
 
+def choose_tile(tile: int | str | None, image: Tensor, bytes_per_pixel: float, device: torch.device,
+                tile_batch: int = 1) -> int | None:
+    """The tile size a network runs ``image`` with: ``"auto"`` means the whole image when its
+    activations (``bytes_per_pixel``) fit in MEMORY_FRACTION of the free memory, else the largest
+    tile that does; None or 0 means never tile; a number is that tile size."""
+    if tile in (None, 0):
+        return None
+    if tile != "auto":
+        return int(tile)
+    free = available_memory(device)
+    if image.shape[-2] * image.shape[-1] * bytes_per_pixel <= free * MEMORY_FRACTION:
+        return None  # the whole image fits: tiles would only recompute their overlaps
+    return auto_tile_size(bytes_per_pixel, free, tile_batch)
+
+
 def available_memory(device: torch.device) -> int:
     """Free memory on the device in bytes (CUDA: driver's free memory; else system RAM)."""
     if device.type == "cuda":

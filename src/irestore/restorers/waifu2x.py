@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings
-from irestore.restorers.ported import PORTED, PortedNetwork, content_size, resize_to, weights_fingerprint
+from irestore.restorers.ported import PORTED, PortedNetwork, content_size, resize_to, settings_tile, weights_fingerprint
 
 __all__ = ["LEVEL_FOR_QUALITY", "Waifu2xPhoto", "noise_level_for"]
 
@@ -71,7 +71,7 @@ class Waifu2xPhoto(RestorationMethod):
         return noise_level_for(condition.severities.get("jpeg"))
 
     def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
-        tile = _tile(settings)
+        tile = settings_tile(settings)
         target = tuple(condition.target_size or image.shape[-2:])
         if "lowres" in condition.labels and "jpeg" not in condition.labels and condition.strength is None:
             return self._upscale(image, target, condition.severities.get("lowres", 1.0), tile)
@@ -111,6 +111,3 @@ def _halve(out: Tensor, quality: float | None) -> Tensor:
     size = (out.shape[-2] // 2, out.shape[-1] // 2)
     return F.interpolate(out, size=size, mode="bilinear" if heavy else "bicubic", antialias=True, align_corners=False).clamp(0, 1)
 
-
-def _tile(settings: RunSettings | None) -> int | str | None:
-    return (settings or RunSettings()).tile  # "auto" (the default) sizes tiles from free memory
