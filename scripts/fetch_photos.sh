@@ -4,8 +4,11 @@
 #   scripts/fetch_photos.sh DEST
 #
 # Sources: the nature/ photos of the Debian package mate-backgrounds, the photos of
-# lomiri-wallpapers-16.04 (both fetched with `apt-get download` and unpacked with
-# `dpkg-deb -x`; nothing is installed) and scikit-image's bundled photographs. Artwork and
+# lomiri-wallpapers-16.04 and scikit-image's bundled photographs. The Debian packages
+# gnome-backgrounds, ukui-wallpapers and sway-backgrounds are read too, but every file they
+# ship today is artwork, a 3D render or SVG (none is a photograph), so all are excluded; they
+# are checked so that a photo in a later version is noticed. Debian packages are fetched with
+# `apt-get download` and unpacked with `dpkg-deb -x`; nothing is installed. Artwork and
 # non-photographs are excluded (list with reasons in scripts/photo_corpus.py). DEST/SOURCES.csv
 # records each file's source, original path, licence, size and checksum.
 # Idempotent: a rerun re-checks every file and copies only what is missing or different.
@@ -20,7 +23,7 @@ fi
 dest=$1
 python=${PYTHON:-python}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-packages=(mate-backgrounds lomiri-wallpapers-16.04)
+packages=(mate-backgrounds lomiri-wallpapers-16.04 gnome-backgrounds ukui-wallpapers sway-backgrounds)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

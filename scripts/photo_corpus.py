@@ -5,9 +5,13 @@
 EXTRACTED_DEBS_DIR holds one folder per Debian package, each the `dpkg-deb -x` tree of that
 package. Photos are copied byte for byte (no re-encoding) into DEST/<source>/, each copy
 atomic, files already present and identical are left alone. Licences come from each
-package's machine-readable /usr/share/doc/<package>/copyright (the stanza whose Files pattern
-matches the photo) and, for scikit-image, from the notes in its `skimage.data` docstrings.
-Everything not kept is listed in EXCLUDED with the reason, after looking at each image.
+package's machine-readable (DEP-5) /usr/share/doc/<package>/copyright (the stanza whose Files
+pattern matches the photo) and, for scikit-image, from the notes in its `skimage.data`
+docstrings; a kept photo whose licence cannot be determined that way (e.g. gnome-backgrounds'
+copyright is free-form, not DEP-5) stops the build. Every file in a package's photo folder is
+either kept or listed in EXCLUDED with the reason, after looking at each image (a file that is
+neither stops the build, so new files in a package update get looked at); SVG and other
+non-raster files are excluded too. Exact duplicates among kept photos stop the build.
 """
 
 from __future__ import annotations
@@ -47,6 +51,100 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("scikit-image", "phantom.png"): "synthetic Shepp-Logan phantom",
     ("scikit-image", "retina.jpg"): "medical fundus photograph (circular mask on black)",
     ("scikit-image", "text.png"): "small test image of text for corner detection",
+    # gnome-backgrounds 43.1: light (-l) and dark (-d) variant of each; its copyright file is
+    # free-form (not DEP-5) and names older files, so licences below are as its AUTHORS states
+    ("gnome-backgrounds", "adwaita-l.webp"):
+        "3D render of translucent hexagons (GNOME default), not a photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "adwaita-d.webp"):
+        "dark variant of adwaita-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "grid-l.webp"):
+        "render of a grid of glowing discs, not a photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "grid-d.webp"):
+        "dark variant of grid-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "licorice-l.webp"):
+        "3D render of coloured blocks on a zig-zag surface, not a photograph; no licence stated (copyright, AUTHORS)",
+    ("gnome-backgrounds", "licorice-d.webp"):
+        "dark variant of licorice-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "pixels-l.webp"):
+        "3D render of floating application icons, not a photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "pixels-d.webp"):
+        "dark variant of pixels-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "symbolic-l.webp"):
+        "flat icon pattern on a plain colour, not a photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS 'symbolics*')",
+    ("gnome-backgrounds", "symbolic-d.webp"):
+        "dark variant of symbolic-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "truchet-l.webp"):
+        "rendered Truchet-tile pattern, not a photograph; no licence stated (copyright, AUTHORS)",
+    ("gnome-backgrounds", "truchet-d.webp"):
+        "dark variant of truchet-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "vnc-l.webp"):
+        "plain solid colour, 256 px (for remote sessions); no licence stated (copyright, AUTHORS)",
+    ("gnome-backgrounds", "vnc-d.webp"):
+        "dark variant of vnc-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "wood-l.webp"):
+        "3D render of fluted wooden panels (synthetic grain), not a photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "wood-d.webp"):
+        "dark variant of wood-l.webp (same kind of image and licence)",
+    ("gnome-backgrounds", "blobs-l.svg"):
+        "SVG vector artwork, not a raster photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "blobs-d.svg"):
+        "SVG vector artwork, not a raster photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "drool-l.svg"):
+        "SVG vector artwork, not a raster photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "drool-d.svg"):
+        "SVG vector artwork, not a raster photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "dune-l.svg"):
+        "SVG vector artwork, not a raster photograph; no licence stated (copyright, AUTHORS)",
+    ("gnome-backgrounds", "dune-d.svg"):
+        "SVG vector artwork, not a raster photograph; no licence stated (copyright, AUTHORS)",
+    ("gnome-backgrounds", "field-l.svg"):
+        "SVG vector artwork, not a raster photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "field-d.svg"):
+        "SVG vector artwork, not a raster photograph; CC-BY-SA-3.0, Jakub Steiner (AUTHORS)",
+    ("gnome-backgrounds", "oceans.svg"):
+        "SVG vector 'warming stripes' graphic, not a raster photograph; CC-BY-4.0, Ed Hawkins (AUTHORS)",
+    # ukui-wallpapers 20.04.3 (DEP-5 copyright)
+    ("ukui-wallpapers", "2004default.jpg"):
+        "3D render of a twisted ribbon on a blue gradient, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "calla.png"):
+        "flat illustration of a calla lily over gradient shapes, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "city.png"):
+        "flat geometric illustration, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "desert.png"):
+        "flat geometric illustration, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "firstgeneration.jpg"):
+        "cartoon mascot illustration, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "fluent-color.png"):
+        "abstract soft colour-gradient artwork, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "focal-ubuntukylin.png"):
+        "isometric '20.04' release graphic on a gradient, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "goldfish.png"):
+        "stylised vector-style illustration of a goldfish, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "rhythm.jpg"):
+        "3D render of a flowing ribbon, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "rollpaper.png"):
+        "flat illustration of rolled paper shapes, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "string.jpg"):
+        "3D render of a swirl of strings, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    ("ukui-wallpapers", "the-mouse.jpg"):
+        "glowing digital illustration of a mouse head, not a photograph; CC-BY-SA-3.0 (copyright 'Files: *')",
+    # sway-backgrounds 1.7 (DEP-5 copyright): one artwork in eight sizes
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_2048x1536.png"):
+        "Sway logo on a flat blue gradient (artwork), not a photograph; Expat (copyright 'Files: *')",
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_2048x1536_Portrait.png"):
+        "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_1920x1080.png"):
+        "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_1366x768.png"):
+        "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_1136x640.png"):
+        "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_1136x640_Portrait.png"):
+        "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_768x1024.png"):
+        "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
+    ("sway-backgrounds", "Sway_Wallpaper_Blue_768x1024_Portrait.png"):
+        "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
 }
 
 # scikit-image photographs kept: (licence, author or origin) as its docstrings state
@@ -63,12 +161,17 @@ SKIMAGE_PHOTOS: dict[str, tuple[str, str]] = {
 }
 
 # Debian package -> the folder whose photos are used (mate-backgrounds' abstract/ and desktop/
-# folders hold artwork and are not read)
+# folders hold artwork and are not read). gnome-backgrounds, ukui-wallpapers and
+# sway-backgrounds currently hold no photographs (every file is in EXCLUDED); they are read so
+# that a photo added by a later version is noticed (the build stops until it is looked at).
 DEBIAN_SOURCES: dict[str, str] = {
     "mate-backgrounds": "usr/share/backgrounds/mate/nature",
     "lomiri-wallpapers-16.04": "usr/share/backgrounds",
+    "gnome-backgrounds": "usr/share/backgrounds/gnome",
+    "ukui-wallpapers": "usr/share/backgrounds",
+    "sway-backgrounds": "usr/share/backgrounds/sway",
 }
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 COLUMNS = ["file", "source", "original_path", "licence", "copyright", "width", "height", "sha256"]
 
 
@@ -80,9 +183,13 @@ class Stanza:
 
 
 def parse_copyright(path: Path) -> list[Stanza]:
-    """The Files stanzas of a machine-readable (DEP-5) debian/copyright file."""
+    """The Files stanzas of a machine-readable (DEP-5) debian/copyright file; none for a
+    free-form one (its first paragraph has no Format field naming the copyright format)."""
+    blocks = path.read_text(encoding="utf-8", errors="replace").split("\n\n")
+    if "copyright-format" not in _fields(blocks[0]).get("format", ""):
+        return []
     stanzas = []
-    for block in path.read_text(encoding="utf-8", errors="replace").split("\n\n"):
+    for block in blocks:
         fields = _fields(block)
         if "files" in fields and "license" in fields:
             licence = fields["license"].splitlines()[0].strip()
@@ -154,11 +261,15 @@ def debian_photos(extracted: Path) -> list[tuple[str, Path, str, str, str]]:
             sys.exit(f"{copyright_file}: missing; was {package} extracted into {tree}?")
         stanzas = parse_copyright(copyright_file)
         for photo in sorted((tree / folder).iterdir()):
-            if photo.suffix.lower() not in PHOTO_SUFFIXES or (package, photo.name) in EXCLUDED:
+            if (package, photo.name) in EXCLUDED:
                 continue
+            if photo.suffix.lower() not in PHOTO_SUFFIXES or not photo.is_file():
+                sys.exit(f"{package}: {photo.name} is not a raster photo file; add it to EXCLUDED with the reason")
             stanza = licence_for(photo, stanzas)
-            rows.append((package, photo, "/" + photo.relative_to(tree).as_posix(),
-                         stanza.licence if stanza else "unknown", stanza.copyright if stanza else ""))
+            if stanza is None:
+                sys.exit(f"{package}: no licence for {photo.name} in {copyright_file.name} (not DEP-5, or no "
+                         "matching Files stanza); look at it and add it to EXCLUDED with the reason")
+            rows.append((package, photo, "/" + photo.relative_to(tree).as_posix(), stanza.licence, stanza.copyright))
     return rows
 
 
@@ -176,8 +287,12 @@ def skimage_photos() -> list[tuple[str, Path, str, str, str]]:
 
 
 def main(dest: Path, extracted: Path) -> None:
-    records, copied = [], 0
+    records, copied, seen = [], 0, {}
     for source, photo, original, licence, holder in debian_photos(extracted) + skimage_photos():
+        digest = sha256(photo)
+        if digest in seen:
+            sys.exit(f"{original} is a byte-identical duplicate of {seen[digest]}; add one of them to EXCLUDED")
+        seen[digest] = original
         target = dest / source / photo.name
         copied += copy_atomic(photo, target)
         width, height = image_size(target)
