@@ -56,6 +56,7 @@ __all__ = [
     "disk_kernel",
     "family_of",
     "gaussian_kernel",
+    "convolve",
     "kernel_from_params",
     "motion_kernel",
     "parse_spec",
@@ -316,7 +317,7 @@ def kernel_from_params(params: dict) -> np.ndarray:
     raise ValueError(f"no blur kernel for degradation type {kind!r}")
 
 
-def _convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """True convolution (flipped kernel for cv2's correlation), reflect borders."""
     return cv2.filter2D(
         image,
@@ -339,7 +340,7 @@ def motion(image, rng, *, size=None, severity=None) -> Degraded:
         "kernel_seed": int(rng.integers(2**63 - 1)),
         "severity": PRIMARY["motion"].severity(size),
     }
-    return _result(_convolve(image, kernel_from_params(params)), params, rng)
+    return _result(convolve(image, kernel_from_params(params)), params, rng)
 
 
 def defocus(image, rng, *, radius=None, severity=None) -> Degraded:
@@ -351,7 +352,7 @@ def defocus(image, rng, *, radius=None, severity=None) -> Degraded:
         "radius": radius,
         "severity": PRIMARY["defocus"].severity(radius),
     }
-    return _result(_convolve(image, disk_kernel(radius)), params, rng)
+    return _result(convolve(image, disk_kernel(radius)), params, rng)
 
 
 def gaussian_blur(image, rng, *, sigma=None, severity=None) -> Degraded:
@@ -363,7 +364,7 @@ def gaussian_blur(image, rng, *, sigma=None, severity=None) -> Degraded:
         "sigma": sigma,
         "severity": PRIMARY["gaussian_blur"].severity(sigma),
     }
-    return _result(_convolve(image, gaussian_kernel(sigma)), params, rng)
+    return _result(convolve(image, gaussian_kernel(sigma)), params, rng)
 
 
 def blur(image, rng, *, kind: str | None = None, severity=None) -> Degraded:

@@ -5,9 +5,18 @@ and `config.json`, the config also stored in the safetensors header, nothing unp
 
 Inference (:class:`DegradationClassifier`) looks at up to ``max_tiles`` native-resolution
 crops spread over the image (pixel-level evidence: noise, JPEG blocks, rain streaks) plus one
-global view resized to the crop size (scene-level evidence: haze, low light), and aggregates:
-probabilities are the mean over views, severities the probability-weighted mean (a view that
-does not see a degradation does not dilute its severity), the embedding the renormalised mean.
+global view resized to the crop size (scene-level evidence: haze, low light). The embedding
+(what a restorer is conditioned on) is the renormalised mean of DegNet's view embeddings.
+
+Labels and severities come from one of two decision paths:
+
+- a checkpoint with a **head** (format 2): one image-level feature vector — DegNet's pooled
+  features and logits aggregated over the tiles (mean, max) and the global view, plus the
+  classical measurements of :mod:`irestore.conditioning.measures` — goes through a small MLP
+  with per-label Platt calibration; per-label decision thresholds chosen on held-out photos
+  are stored in the checkpoint's config;
+- a DegNet alone (format 1): probabilities are the mean over views, severities the
+  probability-weighted mean, one threshold for every label.
 """
 
 from __future__ import annotations
@@ -25,11 +34,12 @@ from irestore import __version__
 from irestore.checkpoint import CheckpointError, load_weights_strict, read_config, weights_file, write_checkpoint_folder
 from irestore.devices import resolve_device
 from irestore.labels import LABELS, severity_value
-from irestore.models.degnet import DegNet, DegNetConfig
+from irestore.conditioning.measures import NUM_MEASURES, measure
+from irestore.models.degnet import ClassifierOutput, DegHead, DegHeadConfig, DegNet, DegNetConfig
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 
 FORMAT = "irestore-classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -39,17 +49,25 @@ class ClassifierInfo:
     name: str = "unnamed"
     training: dict = field(default_factory=dict)
     irestore_version: str = __version__
+    head: DegHeadConfig | None = None
+    thresholds: dict[str, float] | None = None  # per label, chosen on held-out data (head only)
+    calibration: dict = field(default_factory=dict)  # how the head was calibrated, and its measured ECE
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if self.head is not None else 1,
             "irestore_version": self.irestore_version,
             "name": self.name,
             "network": {"type": "degnet", "config": self.network.to_dict()},
             "labels": list(self.labels),
             "training": self.training,
         }
+        if self.head is not None:
+            data["head"] = self.head.to_dict()
+            data["thresholds"] = self.thresholds
+            data["calibration"] = self.calibration
+        return data
 
     @classmethod
     def from_dict(cls, data: dict, source: Path) -> ClassifierInfo:
@@ -64,12 +82,26 @@ class ClassifierInfo:
                 name=data.get("name", "unnamed"),
                 training=data.get("training", {}),
                 irestore_version=data.get("irestore_version", "unknown"),
+                head=DegHeadConfig.from_dict(data["head"]) if data.get("head") else None,
+                thresholds=_thresholds(data.get("thresholds")),
+                calibration=data.get("calibration", {}),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{source}: malformed classifier config ({error})") from error
         if info.labels != LABELS:
             raise CheckpointError(f"{source}: classifier labels {list(info.labels)} differ from this irestore's {list(LABELS)}")
+        if info.head is not None and info.head.input_dim != head_input_dim(info.network):
+            raise CheckpointError(f"{source}: head input {info.head.input_dim} does not match DegNet's features ({head_input_dim(info.network)})")
         return info
+
+
+def _thresholds(data: dict | None) -> dict[str, float] | None:
+    if data is None:
+        return None
+    unknown = set(data) - set(LABELS)
+    if unknown:
+        raise ValueError(f"thresholds for unknown labels {sorted(unknown)}")
+    return {label: float(value) for label, value in data.items()}
 
 
 def save_classifier(folder: str | Path, network: DegNet, info: ClassifierInfo) -> Path:
@@ -85,8 +117,27 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tup
     weights, data = read_config(path)
     info = ClassifierInfo.from_dict(data, weights)
     network = DegNet(info.network)
+    if info.head is not None:
+        network.head = DegHead(info.head)
     load_weights_strict(network, weights)
     return network.to(device).eval(), info
+
+
+def head_input_dim(network: DegNetConfig) -> int:
+    pooled = 2 * sum(network.channels)
+    return 3 * pooled + 3 * network.num_labels + NUM_MEASURES
+
+
+def head_features(tile_out: ClassifierOutput, global_out: ClassifierOutput | None, measures: Tensor) -> Tensor:
+    """The head's (1, D) input: DegNet's pooled features and logits over the native tiles (mean
+    and max) and of the global view (the tiles' mean when the image is one tile), then the
+    classical measurements. Training computes it with this same function."""
+    tiles = torch.cat([tile_out.pooled.float(), tile_out.logits.float()], 1)
+    whole = tiles.mean(0) if global_out is None else torch.cat([global_out.pooled.float(), global_out.logits.float()], 1)[0]
+    pooled = tile_out.pooled.shape[1]
+    parts = [tiles[:, :pooled].mean(0), tiles[:, :pooled].amax(0), whole[:pooled],
+             tiles[:, pooled:].mean(0), tiles[:, pooled:].amax(0), whole[pooled:], measures.float()]
+    return torch.cat(parts)[None]
 
 
 # -- inference -------------------------------------------------------------------------------
@@ -121,6 +172,10 @@ class Classification:
     embedding: Tensor
     threshold: float = 0.5
     backend: str = "degnet"
+    thresholds: dict[str, float] | None = None  # per label; ``threshold`` for labels not in it
+
+    def threshold_of(self, label: str) -> float:
+        return (self.thresholds or {}).get(label, self.threshold)
 
     @property
     def severities(self) -> dict[str, float]:
@@ -128,14 +183,31 @@ class Classification:
         return {label: severity_value(label, s) for label, s in self.severity.items()}
 
     @property
-    def top_label(self) -> str:
-        return max(self.probabilities, key=self.probabilities.__getitem__)
+    def found(self) -> list[str]:
+        """Degradations at or above their thresholds, most probable first."""
+        found = [d for d in DEGRADATIONS if self.probabilities.get(d, 0.0) >= self.threshold_of(d)]
+        return sorted(found, key=lambda d: -self.probabilities[d])
+
+    @property
+    def uncertain(self) -> list[str]:
+        """Degradations not found but not confidently absent either: at least half their threshold."""
+        return sorted(
+            (d for d in DEGRADATIONS if self.threshold_of(d) / 2 <= self.probabilities.get(d, 0.0) < self.threshold_of(d)),
+            key=lambda d: -self.probabilities[d],
+        )
 
     @property
     def labels(self) -> list[str]:
-        """Degradations at or above the threshold, most probable first; ``["clean"]`` when none."""
-        found = [d for d in DEGRADATIONS if self.probabilities.get(d, 0.0) >= self.threshold]
-        return sorted(found, key=lambda d: -self.probabilities[d]) or ["clean"]
+        """The decision: the degradations found; when none is found but one is uncertain, the most
+        probable of those (a photo is called clean only when every degradation is confidently
+        absent: a missed degradation costs the user more than a step the planner rolls back);
+        ``["clean"]`` otherwise."""
+        return self.found or self.uncertain[:1] or ["clean"]
+
+    @property
+    def top_label(self) -> str:
+        """The first label of the decision."""
+        return self.labels[0]
 
     @property
     def is_clean(self) -> bool:
@@ -147,7 +219,9 @@ class Classification:
             "backend": self.backend,
             "labels": self.labels,
             "top_label": self.top_label,
+            "uncertain": self.uncertain,
             "threshold": self.threshold,
+            "thresholds": {d: round(self.threshold_of(d), 4) for d in DEGRADATIONS},
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "severity": {k: round(v, 4) for k, v in self.severity.items()},
             "severity_values": {k: round(v, 4) for k, v in self.severities.items()},
@@ -160,7 +234,7 @@ class Classifier(Protocol):
 
     name: str
     backend: str
-    threshold: float
+    threshold: float | None
 
     @property
     def embedding_dim(self) -> int: ...
@@ -219,7 +293,7 @@ class DegradationClassifier:
         tile: int = 256,
         max_tiles: int = 8,
         global_view: bool = True,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         fingerprint: str = "",
     ):
         self.device = resolve_device(str(device))
@@ -228,7 +302,9 @@ class DegradationClassifier:
         self.info = info
         self.name = info.name
         self.tile, self.max_tiles, self.global_view = tile, max_tiles, global_view
-        self.threshold = threshold
+        # an explicit threshold overrides the checkpoint's calibrated per-label thresholds
+        self.threshold = 0.5 if threshold is None else threshold
+        self.thresholds = info.thresholds if threshold is None and network.head is not None else None
         self.fingerprint = fingerprint
 
     @classmethod
@@ -250,29 +326,40 @@ class DegradationClassifier:
 
     @torch.inference_mode()
     def classify(self, image: Tensor) -> Classification:
+        outputs, features = self.evidence(image)
+        embedding = F.normalize(torch.cat([o.embedding for o in outputs]).mean(0, keepdim=True), dim=-1).cpu()
+        if self.network.head is None:
+            probabilities, severity = self._mean_over_views(outputs)
+        else:
+            logits, severity = self.network.head(features)
+            probabilities, severity = torch.sigmoid(logits[0]), severity[0]
+        return Classification(
+            probabilities={label: float(probabilities[i]) for i, label in enumerate(LABELS)},
+            severity={label: float(severity[i]) for i, label in enumerate(LABELS) if label != "clean"},
+            embedding=embedding,
+            threshold=self.threshold,
+            backend=self.backend,
+            thresholds=self.thresholds,
+        )
+
+    @torch.inference_mode()
+    def evidence(self, image: Tensor) -> tuple[list[ClassifierOutput], Tensor]:
+        """DegNet's outputs per view batch (tiles, then the global view if any) and the head's
+        (1, D) feature vector: what :meth:`classify` decides from, and what the head is trained on."""
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"expected a 1x3xHxW image tensor, got shape {tuple(image.shape)}")
         image = _at_least(image.to(self.device, torch.float32), _MIN_SIDE)
-        probabilities, severity, embedding = [], [], []
-        for views in view_batches(image, self.tile, self.max_tiles, self.global_view):
-            out = self.network(views.contiguous(memory_format=torch.channels_last))
-            probabilities.append(torch.sigmoid(out.logits))
-            severity.append(out.severity)
-            embedding.append(out.embedding)
-        return self._aggregate(torch.cat(probabilities), torch.cat(severity), torch.cat(embedding))
+        views = view_batches(image, self.tile, self.max_tiles, self.global_view)
+        outputs = [self.network(v.contiguous(memory_format=torch.channels_last)) for v in views]
+        features = head_features(outputs[0], outputs[1] if len(outputs) > 1 else None, measure(views[0], views[-1]))
+        return outputs, features
 
-    def _aggregate(self, probabilities: Tensor, severity: Tensor, embedding: Tensor) -> Classification:
-        mean_p = probabilities.mean(0)
+    @staticmethod
+    def _mean_over_views(outputs: list[ClassifierOutput]) -> tuple[Tensor, Tensor]:
+        probabilities = torch.cat([torch.sigmoid(o.logits) for o in outputs])
+        severity = torch.cat([o.severity for o in outputs])
         weights = probabilities + 1e-6
-        mean_s = (severity * weights).sum(0) / weights.sum(0)
-        emb = F.normalize(embedding.mean(0, keepdim=True), dim=-1).cpu()
-        return Classification(
-            probabilities={label: float(mean_p[i]) for i, label in enumerate(LABELS)},
-            severity={label: float(mean_s[i]) for i, label in enumerate(LABELS) if label != "clean"},
-            embedding=emb,
-            threshold=self.threshold,
-            backend=self.backend,
-        )
+        return probabilities.mean(0), (severity * weights).sum(0) / weights.sum(0)
 
 
 CLASSIFIER_BACKENDS = ("degnet", "clip")
@@ -282,7 +369,7 @@ def create_classifier(
     backend: str = "degnet",
     model: str | Path | None = None,
     device: str | torch.device = "cpu",
-    threshold: float = 0.5,
+    threshold: float | None = None,
     offline: bool | None = None,
 ) -> Classifier:
     """A degradation classifier: ``degnet`` (a DegNet checkpoint or store name, default

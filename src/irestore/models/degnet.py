@@ -48,6 +48,7 @@ class ClassifierOutput:
     logits: Tensor  # (B, num_labels): sigmoid -> per-label probability (multi-label)
     severity: Tensor  # (B, num_labels) in [0, 1]
     embedding: Tensor  # (B, embed_dim), L2-normalised
+    pooled: Tensor | None = None  # (B, 2 * sum(channels)): per-stage mean and std, the head's input
 
 
 class _Block(nn.Module):
@@ -81,6 +82,9 @@ class DegNet(nn.Module):
         self.project = nn.Sequential(nn.Linear(pooled, 2 * config.embed_dim), nn.GELU(), nn.Linear(2 * config.embed_dim, config.embed_dim))
         self.label_head = nn.Linear(config.embed_dim, config.num_labels)
         self.severity_head = nn.Linear(config.embed_dim, config.num_labels)
+        # the image-level DegHead of a format-2 classifier checkpoint (set by the loader); the
+        # per-view forward below never uses it
+        self.head: nn.Module | None = None
 
     def forward(self, x: Tensor) -> ClassifierOutput:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -96,7 +100,59 @@ class DegNet(nn.Module):
             logits=self.label_head(feature).float(),
             severity=torch.sigmoid(self.severity_head(feature).float()),
             embedding=F.normalize(feature.float(), dim=-1),
+            pooled=torch.cat(pooled, dim=1),
         )
+
+
+@dataclass(frozen=True)
+class DegHeadConfig:
+    """The image-level head: an MLP over aggregated DegNet views and classical measurements."""
+
+    input_dim: int
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.1
+    num_labels: int = NUM_LABELS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DegHeadConfig:
+        data = dict(data)
+        if "hidden" in data:
+            data["hidden"] = tuple(data["hidden"])
+        return cls(**data)
+
+
+class DegHead(nn.Module):
+    """Standardise the image's feature vector (statistics fitted on training data, stored as
+    buffers), an MLP, then label logits, severities and per-label Platt calibration
+    (``scale * logit + bias``, fitted on held-out data; identity until fitted)."""
+
+    def __init__(self, config: DegHeadConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("feature_mean", torch.zeros(config.input_dim))
+        self.register_buffer("feature_std", torch.ones(config.input_dim))
+        self.register_buffer("calibration_scale", torch.ones(config.num_labels))
+        self.register_buffer("calibration_bias", torch.zeros(config.num_labels))
+        layers, prev = [], config.input_dim
+        for width in config.hidden:
+            layers += [nn.Linear(prev, width), nn.GELU(), nn.Dropout(config.dropout)]
+            prev = width
+        self.mlp = nn.Sequential(*layers)
+        self.label_head = nn.Linear(prev, config.num_labels)
+        self.severity_head = nn.Linear(prev, config.num_labels)
+
+    def raw(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Uncalibrated logits and severities of (B, input_dim) features."""
+        h = self.mlp((features.float() - self.feature_mean) / self.feature_std)
+        return self.label_head(h), torch.sigmoid(self.severity_head(h))
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Calibrated logits and severities."""
+        logits, severity = self.raw(features)
+        return logits * self.calibration_scale + self.calibration_bias, severity
 
 
 def classifier_loss(

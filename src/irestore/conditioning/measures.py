@@ -1,0 +1,206 @@
+"""Classical image measurements: cheap evidence a small CNN on crops cannot see well.
+
+Blur and resolution live in the spectrum at native resolution, JPEG in an 8-px grid, noise in
+the flattest regions, haze and low light in global statistics. :func:`measure` turns the
+classifier's views of one image (native-resolution tiles and a downscaled whole-image view)
+into a fixed-length vector of such measurements, the second input of the classifier head:
+
+- per tile (then aggregated over tiles as mean, min and max): the radial power spectrum in
+  log-spaced bands relative to a low band (fall-off: blur, low resolution, noise floor);
+  orientation anisotropy of mid/high frequencies and gradient coherence (motion vs defocus);
+  noise level (Immerkaer's operator, finest-scale wavelet MAD); edge sharpness; JPEG
+  blockiness at the strongest of the eight 8-px grid offsets, horizontally and vertically;
+  high-pass skewness and kurtosis (bright thin streaks: rain);
+- on the whole-image view: luminance percentiles and contrast, saturation, dark-channel
+  statistics (haze), clipped-dark fraction (low light).
+
+Everything is computed with torch on the views the classifier already made, so a 12 MP photo
+costs the same as a small one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SPECTRUM_BANDS = 12  # log-spaced radial bands from 1/128 to 1/2 cycle per pixel
+SECTORS = 8
+_EPS = 1e-8
+
+TILE_NAMES = (
+    [f"spectrum_{i}" for i in range(SPECTRUM_BANDS)]
+    + ["anisotropy_max_min", "anisotropy_max_median", "coherence"]
+    + ["noise_immerkaer", "noise_wavelet", "edge_sharpness", "laplacian_ratio"]
+    + ["blockiness_h", "blockiness_v", "highpass_skew", "highpass_kurtosis"]
+)
+GLOBAL_NAMES = (
+    "luma_mean", "luma_p01", "luma_p50", "luma_p99", "luma_std", "saturation",
+    "dark_channel_median", "dark_channel_p90", "dark_fraction", "local_contrast",
+)
+NAMES = tuple(f"{name}_{agg}" for name in TILE_NAMES for agg in ("mean", "min", "max")) + GLOBAL_NAMES
+NUM_MEASURES = len(NAMES)
+
+
+def _quantile(rows: Tensor, q: float) -> Tensor:
+    """Per-row q-quantile by nearest rank (torch.quantile sorts; a partial top-k is ~10x faster
+    for the tail quantiles used here)."""
+    n = rows.shape[1]
+    k = min(n, max(1, round(q * n)))
+    if k <= n // 10:
+        return rows.topk(k, dim=1, largest=False).values[:, -1]
+    if n - k + 1 <= n // 10:
+        return rows.topk(n - k + 1, dim=1).values[:, -1]
+    return rows.kthvalue(k, dim=1).values
+
+
+def _box_mean(image: Tensor, size: int) -> Tensor:
+    """size x size mean filter with edge replication, as two running sums (odd size)."""
+    pad = size // 2
+    x = F.pad(image, (pad + 1, pad, 0, 0), mode="replicate").cumsum(-1)
+    x = (x[..., size:] - x[..., :-size]) / size
+    x = F.pad(x, (0, 0, pad + 1, pad), mode="replicate").cumsum(-2)
+    return (x[..., size:, :] - x[..., :-size, :]) / size
+
+
+def _luma(rgb: Tensor) -> Tensor:
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return (rgb * weights).sum(1, keepdim=True)
+
+
+def _frequency_grid(height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    fy = torch.fft.fftfreq(height, device=device).view(-1, 1)
+    fx = torch.fft.rfftfreq(width, device=device).view(1, -1)
+    return torch.sqrt(fy**2 + fx**2), torch.atan2(fy.expand(-1, fx.shape[1]), fx.expand(fy.shape[0], -1)) % math.pi
+
+
+def spectral_measures(luma: Tensor) -> Tensor:
+    """(N, 1, H, W) luminance -> (N, SPECTRUM_BANDS + 2): band log-powers relative to the
+    lowest band, and the orientation anisotropy of frequencies 0.06-0.35 cycles/px."""
+    n, _, h, w = luma.shape
+    window = torch.hann_window(h, periodic=False, device=luma.device).view(-1, 1) * torch.hann_window(w, periodic=False, device=luma.device).view(1, -1)
+    centred = (luma - luma.mean((-2, -1), keepdim=True)) * window
+    power = torch.fft.rfft2(centred[:, 0]).abs().pow(2)  # (N, H, W//2+1)
+    radius, angle = _frequency_grid(h, w, luma.device)
+    edges = torch.logspace(math.log10(1 / 128), math.log10(0.5), SPECTRUM_BANDS + 2, device=luma.device)
+    bands = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (radius >= lo) & (radius < hi)
+        bands.append(power[:, mask].mean(-1) if mask.any() else torch.zeros(n, device=luma.device))
+    log_bands = torch.log10(torch.stack(bands, 1) + _EPS)
+    relative = log_bands[:, 1:] - log_bands[:, :1]
+    mid = (radius >= 0.06) & (radius < 0.35)
+    sectors = []
+    for k in range(SECTORS):
+        lo, hi = k * math.pi / SECTORS, (k + 1) * math.pi / SECTORS
+        mask = mid & (angle >= lo) & (angle < hi)
+        sectors.append(power[:, mask].mean(-1))
+    sectors = torch.log10(torch.stack(sectors, 1) + _EPS)
+    anisotropy = torch.stack([sectors.amax(1) - sectors.amin(1), sectors.amax(1) - sectors.median(1).values], 1)
+    return torch.cat([relative, anisotropy], 1)
+
+
+def _gradients(luma: Tensor) -> tuple[Tensor, Tensor]:
+    gx = luma[..., :, 1:] - luma[..., :, :-1]
+    gy = luma[..., 1:, :] - luma[..., :-1, :]
+    return gx[..., :-1, :], gy[..., :, :-1]
+
+
+def coherence(luma: Tensor) -> Tensor:
+    """Gradient structure-tensor coherence over the tile, (lambda1 - lambda2) / (lambda1 + lambda2):
+    near 0 for isotropic content and blur, higher for a dominant direction (linear motion)."""
+    gx, gy = _gradients(luma)
+    jxx, jyy, jxy = (gx * gx).mean((1, 2, 3)), (gy * gy).mean((1, 2, 3)), (gx * gy).mean((1, 2, 3))
+    root = torch.sqrt((jxx - jyy) ** 2 + 4 * jxy**2)
+    return root / (jxx + jyy + _EPS)
+
+
+def noise_immerkaer(luma: Tensor) -> Tensor:
+    """Immerkaer (1996) fast noise sigma, in 0-255 units: mean |I * N| over the tile, where N is
+    the difference of two Laplacians that cancels locally linear structure."""
+    x = luma * 255  # the operator is separable: a second difference along x, then along y
+    d2x = x[..., :, :-2] - 2 * x[..., :, 1:-1] + x[..., :, 2:]
+    response = (d2x[..., :-2, :] - 2 * d2x[..., 1:-1, :] + d2x[..., 2:, :]).abs()
+    return response.mean((1, 2, 3)) * math.sqrt(math.pi / 2) / 6
+
+
+def noise_wavelet(luma: Tensor) -> Tensor:
+    """Donoho's robust sigma, median(|HH|) / 0.6745 of the finest Haar diagonal band, 0-255 units."""
+    x = luma[..., : luma.shape[-2] // 2 * 2, : luma.shape[-1] // 2 * 2] * 255
+    hh = (x[..., 0::2, 0::2] - x[..., 0::2, 1::2] - x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) / 2
+    return hh.abs().flatten(1).median(1).values / 0.6745
+
+
+def sharpness(luma: Tensor) -> Tensor:
+    """(N, 2): the 99th-percentile gradient over the tile's 1-99 % luminance range (how steep the
+    steepest edges are for the contrast there), and Laplacian energy over gradient energy."""
+    gx, gy = _gradients(luma)
+    energy = (gx**2 + gy**2).flatten(1)
+    spread = _quantile(luma.flatten(1), 0.99) - _quantile(luma.flatten(1), 0.01)
+    edge = _quantile(energy, 0.99).sqrt() / (spread + 1e-3)
+    core = luma[..., 1:-1, 1:-1]
+    lap = luma[..., :-2, 1:-1] + luma[..., 2:, 1:-1] + luma[..., 1:-1, :-2] + luma[..., 1:-1, 2:] - 4 * core
+    ratio = lap.pow(2).mean((1, 2, 3)) / (energy.mean(1) + _EPS)
+    return torch.stack([edge, ratio], 1)
+
+
+def blockiness(luma: Tensor) -> Tensor:
+    """(N, 2): JPEG blocking horizontally and vertically: the mean absolute step across columns
+    (rows) at the strongest of the 8 grid offsets over the mean at the other seven (log). A crop
+    of a JPEG keeps its grid at an unknown offset, hence the maximum over offsets."""
+    out = []
+    for diff, dim in ((luma[..., :, 1:] - luma[..., :, :-1], -1), (luma[..., 1:, :] - luma[..., :-1, :], -2)):
+        profile = diff.abs().mean(dim=(1, -2 if dim == -1 else -1))  # (N, L)
+        length = profile.shape[1] // 8 * 8
+        phases = profile[:, :length].reshape(profile.shape[0], -1, 8).mean(1)  # (N, 8)
+        strongest = phases.amax(1)
+        others = (phases.sum(1) - strongest) / 7
+        out.append(torch.log((strongest + 1e-4) / (others + 1e-4)))
+    return torch.stack(out, 1)
+
+
+def highpass_moments(luma: Tensor) -> Tensor:
+    """(N, 2): skewness and log kurtosis of the luminance minus its 5x5 box mean; bright thin
+    streaks (rain) skew it positive and make it heavy-tailed."""
+    high = (luma - _box_mean(luma, 5)).flatten(1)
+    centred = high - high.mean(1, keepdim=True)
+    var = centred.pow(2).mean(1) + _EPS
+    skew = centred.pow(3).mean(1) / var.pow(1.5)
+    kurt = torch.log(centred.pow(4).mean(1) / var.pow(2) + _EPS)
+    return torch.stack([skew, kurt], 1)
+
+
+def tile_measures(tiles: Tensor) -> Tensor:
+    """(N, 3, H, W) native-resolution crops -> (N, len(TILE_NAMES))."""
+    luma = _luma(tiles.float())
+    noise = torch.stack([noise_immerkaer(luma), noise_wavelet(luma)], 1)
+    return torch.cat(
+        [spectral_measures(luma), coherence(luma)[:, None], torch.log1p(noise), sharpness(luma), blockiness(luma), highpass_moments(luma)],
+        1,
+    )
+
+
+def global_measures(view: Tensor) -> Tensor:
+    """(1, 3, h, w) whole-image view -> (len(GLOBAL_NAMES),): exposure, colour and haze statistics."""
+    view = view.float()
+    luma = _luma(view).flatten()
+    p01, p50, p99 = (_quantile(luma[None], q)[0] for q in (0.01, 0.5, 0.99))
+    high, low = view.amax(1), view.amin(1)
+    saturation = ((high - low) / (high + 1e-3)).mean()
+    dark = -F.max_pool2d(-low[:, None], 7, stride=1, padding=3).flatten()
+    dark_median, dark_p90 = (_quantile(dark[None], q)[0] for q in (0.5, 0.9))
+    dark_fraction = (luma < 0.03).float().mean()
+    luma_image = _luma(view)
+    local_mean = _box_mean(luma_image, 9)
+    local_contrast = (luma_image - local_mean).abs().mean() / (luma.mean() + 1e-3)
+    return torch.stack([luma.mean(), p01, p50, p99, luma.std(), saturation, dark_median, dark_p90, dark_fraction, local_contrast])
+
+
+def measure(tiles: Tensor, view: Tensor) -> Tensor:
+    """The measurement vector (NUM_MEASURES,) of one image from its classifier views: the native
+    tiles and the whole image (downscaled if large; the image itself if it is one tile)."""
+    per_tile = tile_measures(tiles)
+    aggregated = torch.stack([per_tile.mean(0), per_tile.amin(0), per_tile.amax(0)], 1).flatten()
+    return torch.cat([aggregated, global_measures(view)]).nan_to_num(0.0)

@@ -1,0 +1,160 @@
+"""A broad family of synthetic degradations for training models that must generalise.
+
+:mod:`irestore.degrade` draws each degradation from one parametrisation. A model trained on
+it learns that parametrisation; users bring others. :func:`broad_degradation` widens every
+family (and `clean`, which real photos are never quite), keeping the params format of
+:mod:`irestore.degrade` so :func:`irestore.labels.targets_from_params` reads the targets:
+
+- noise: Gaussian, per-channel, Poisson-Gaussian, and spatially correlated (demosaiced or
+  denoised-then-sharpened look), sigma 3-60;
+- motion: camera-shake trajectories from straight lines to shaky curves, 5-35 px;
+- defocus: disk (radius 1.5-8) or Gaussian (sigma 0.9-4) point spread functions;
+- rain, haze, low light: :mod:`irestore.degrade`'s models over their full ranges;
+- JPEG: OpenCV (4:2:0) or Pillow (4:2:0 or 4:4:4), quality 5-50;
+- low resolution: a continuous factor 1.7-4, four downscaling and three upscaling kernels;
+- clean: as saved, as a high-quality JPEG (85-97), lightly sharpened or downscaled —
+  what a good photo looks like after a camera or an editor;
+- mixtures of two (sometimes three) families in :data:`irestore.degrade.MIX_ORDER`.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from irestore import degrade as D
+
+FAMILIES = ("noise", "motion", "defocus", "rain", "haze", "lowlight", "jpeg", "lowres")
+_MIX_FAMILY = {"motion": "blur", "defocus": "blur"}
+
+_DOWN = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_NEAREST)
+_UP = (cv2.INTER_CUBIC, cv2.INTER_LINEAR, cv2.INTER_LANCZOS4)
+
+
+def _done(image: np.ndarray, params: dict, rng: np.random.Generator) -> D.Degraded:
+    out = D.quantize(np.clip(image, 0, 1).astype(np.float32))
+    return D.Degraded(out, params, D.describe(params, rng))
+
+
+def noise(image, rng):
+    sigma = float(rng.uniform(3, 60))
+    if rng.random() < 0.75:
+        return D.noise(image, rng, sigma=sigma, kind=str(rng.choice(D.NOISE_KINDS)))
+    # correlated: white noise low-passed then rescaled to the same per-pixel sigma
+    width = float(rng.uniform(0.5, 1.1))
+    field = cv2.GaussianBlur(rng.standard_normal(image.shape).astype(np.float32), (0, 0), width)
+    field *= sigma / 255 / max(float(field.std()), 1e-6)
+    params = {"type": "noise", "sigma": sigma, "kind": "correlated", "width": width, "severity": D.PRIMARY["noise"].severity(sigma)}
+    return _done(image + field, params, rng)
+
+
+def motion(image, rng):
+    size = int(rng.integers(5, 36)) | 1
+    shake = float(rng.choice([0.0, rng.uniform(0.0, 0.3), rng.uniform(0.3, 1.0)]))
+    kernel = D.motion_kernel(size, rng, shake=shake)
+    params = {"type": "motion", "size": size, "shake": shake, "severity": D.PRIMARY["motion"].severity(size)}
+    return _done(D.convolve(D.quantize(image), kernel), params, rng)
+
+
+def defocus(image, rng):
+    if rng.random() < 0.6:
+        return D.defocus(image, rng, radius=float(rng.uniform(1.5, 8)))
+    return D.gaussian_blur(image, rng, sigma=float(rng.uniform(0.9, 4)))
+
+
+def rain(image, rng):
+    return D.rain(image, rng, amount=float(rng.uniform(0.05, 1)))
+
+
+def haze(image, rng):
+    return D.haze(image, rng, beta=float(rng.uniform(0.04, 0.2)))
+
+
+def lowlight(image, rng):
+    return D.lowlight(image, rng, brightness=float(rng.uniform(0.05, 0.2)))
+
+
+def _pillow_jpeg(image: np.ndarray, quality: int, subsampling: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(D.quantize(image) * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality, subsampling=subsampling)
+    return np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255
+
+
+def jpeg(image, rng):
+    quality = int(rng.integers(5, 51))
+    if rng.random() < 0.5:
+        return D.jpeg(image, rng, quality=quality)
+    subsampling = int(rng.choice([0, 2]))  # Pillow: 0 = 4:4:4, 2 = 4:2:0
+    params = {"type": "jpeg", "quality": quality, "encoder": "pillow", "subsampling": subsampling, "severity": D.PRIMARY["jpeg"].severity(quality)}
+    return _done(_pillow_jpeg(image, quality, subsampling), params, rng)
+
+
+def lowres(image, rng):
+    scale = float(rng.uniform(1.7, 4.0))
+    h, w = image.shape[:2]
+    down, up = _DOWN[rng.choice(len(_DOWN), p=[0.4, 0.2, 0.3, 0.1])], _UP[rng.integers(len(_UP))]
+    small = cv2.resize(D.quantize(image), (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=down)
+    params = {"type": "lowres", "scale": scale, "down": int(down), "up": int(up), "severity": D.PRIMARY["lowres"].severity(scale)}
+    return _done(cv2.resize(small, (w, h), interpolation=up), params, rng)
+
+
+SINGLE = {"noise": noise, "motion": motion, "defocus": defocus, "rain": rain, "haze": haze, "lowlight": lowlight, "jpeg": jpeg, "lowres": lowres}
+
+
+def clean(image, rng):
+    """A clean photo as cameras and editors leave it: none of these is a degradation to restore."""
+    image = D.quantize(image)
+    pick = rng.random()
+    params = {"type": "clean", "severity": "light"}
+    if pick < 0.4:
+        return _done(image, params, rng)
+    if pick < 0.7:
+        quality = int(rng.integers(85, 98))
+        return _done(_pillow_jpeg(image, quality, int(rng.choice([0, 2]))), {**params, "variant": f"jpeg{quality}"}, rng)
+    if pick < 0.85:
+        amount = float(rng.uniform(0.2, 0.8))
+        soft = cv2.GaussianBlur(image, (0, 0), 1.0)
+        return _done(image + amount * (image - soft), {**params, "variant": "sharpened"}, rng)
+    factor = float(rng.uniform(1.2, 2.0))
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(32, round(w / factor)), max(32, round(h / factor))), interpolation=cv2.INTER_AREA)
+    return _done(small, {**params, "variant": "downscaled"}, rng)
+
+
+def mix(image, rng, count: int = 2):
+    """``count`` degradations of distinct families, applied in camera-pipeline order."""
+    families = list(rng.choice(FAMILIES, size=len(FAMILIES), replace=False))
+    chosen, seen = [], set()
+    for family in families:
+        group = _MIX_FAMILY.get(family, family)
+        if group not in seen:
+            chosen.append(family)
+            seen.add(group)
+        if len(chosen) == count:
+            break
+    chosen.sort(key=lambda f: D.MIX_ORDER.index(_MIX_FAMILY.get(f, f)))
+    out, steps = image, []
+    for family in chosen:
+        step = SINGLE[family](out, rng)
+        out, steps = step.image, steps + [step.params]
+    worst = max((p["severity"] for p in steps), key=D.SEVERITIES.index)
+    params = {"type": "mix", "steps": steps, "severity": worst}
+    return D.Degraded(out, params, D.describe(params, rng))
+
+
+def broad_degradation(image: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> D.Degraded:
+    """One degradation of ``kind`` (a family, ``clean``, ``mix`` or ``mix3``), or a random draw:
+    14 % clean, 54 % single families, 27 % two-family and 5 % three-family mixtures."""
+    if kind is None:
+        pick = rng.random()
+        kind = "clean" if pick < 0.14 else "mix" if pick < 0.41 else "mix3" if pick < 0.46 else str(rng.choice(FAMILIES))
+    if kind == "clean":
+        return clean(image, rng)
+    if kind in ("mix", "mix3"):
+        return mix(image, rng, 3 if kind == "mix3" else 2)
+    if kind not in SINGLE:
+        raise ValueError(f"unknown degradation family {kind!r}; choose one of clean, mix, mix3, {', '.join(FAMILIES)}")
+    return SINGLE[kind](image, rng)
