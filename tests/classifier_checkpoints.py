@@ -60,3 +60,22 @@ def register_missing_classifier() -> str:
         install_hint="train one with `irestore train --task classifier` and pass --model PATH",
     ))
     return MISSING
+
+
+def headed_checkpoint(folder: Path, probabilities: dict[str, float], thresholds: dict[str, float], seed: int = 2) -> Path:
+    """A format-2 checkpoint: a random small DegNet plus an image-level head whose label layer
+    is zeroed, so every image gets the given probabilities (absent labels 0.01), and the given
+    per-label thresholds in its config."""
+    from irestore.conditioning.classifier import head_input_dim
+    from irestore.models.degnet import DegHead, DegHeadConfig
+
+    network = random_network(seed)
+    head = DegHead(DegHeadConfig(input_dim=head_input_dim(SMALL), hidden=(8,)))
+    with torch.no_grad():
+        head.label_head.weight.zero_()
+        for i, label in enumerate(LABELS):
+            head.label_head.bias[i] = _logit(probabilities.get(label, 0.01))
+    network.head = head
+    info = ClassifierInfo(network=SMALL, name="headed", head=head.config, thresholds=thresholds,
+                          calibration={"method": "test"})
+    return save_classifier(folder, network, info)

@@ -33,7 +33,7 @@ def caption_command(
     backend: Annotated[str, typer.Option(help=f"Classifier backend: {' or '.join(CLASSIFIER_BACKENDS)}.")] = "degnet",
     model: Annotated[str | None, typer.Option(help="CoCa model for --captioner coca: coca-b32, ARCH:TAG or ARCH:FILE.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="For --captioner file: CSV (path,prompt) or JSONL keyed by relative path.")] = None,
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Probability from which a degradation is named.")] = 0.5,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="One probability from which every degradation is named (default: the classifier's calibrated per-label thresholds).")] = None,
     write_sidecars: Annotated[bool, typer.Option(help="Write IMAGE.txt beside each image (existing ones kept unless --overwrite).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing sidecar files.")] = False,
     jsonl: Annotated[Path | None, typer.Option(help="Write one JSON row per image (path, prompt, caption_source, labels).")] = None,

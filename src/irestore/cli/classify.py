@@ -30,7 +30,7 @@ def classify_command(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
     backend: Annotated[str, typer.Option(help=f"Classifier: {' or '.join(CLASSIFIER_BACKENDS)} (CLIP zero-shot).")] = "degnet",
     model: Annotated[str | None, typer.Option(help="Model name or path (default degnet-default; clip: clip-b32 or ARCH:TAG|FILE).")] = None,
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Probability from which a degradation is reported.")] = 0.5,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="One probability from which every degradation is reported (default: the classifier's calibrated per-label thresholds).")] = None,
     show_route: Annotated[bool, typer.Option("--route", help="Say which restorations each image needs, in order.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout; tables on stderr.")] = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write one row per image to this CSV file.")] = None,

@@ -94,7 +94,7 @@ class DegradationCaptioner(Captioner):
         backend: str = "degnet",
         classifier: str | None = None,
         device: str = "cpu",
-        threshold: float = 0.5,
+        threshold: float | None = None,
         offline: bool | None = None,
     ) -> DegradationCaptioner:
         return cls(create_classifier(backend, classifier, device, threshold, offline))
@@ -124,7 +124,7 @@ class CocaCaptioner(Captioner):
         backend: str = "degnet",
         classifier: str | None = None,
         device: str = "cpu",
-        threshold: float = 0.5,
+        threshold: float | None = None,
         strategy: str = "greedy",
         seed: int = 0,
         with_degradation: bool = True,

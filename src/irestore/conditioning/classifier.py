@@ -6,7 +6,9 @@ and `config.json`, the config also stored in the safetensors header, nothing unp
 Inference (:class:`DegradationClassifier`) looks at up to ``max_tiles`` native-resolution
 crops spread over the image (pixel-level evidence: noise, JPEG blocks, rain streaks) plus one
 global view resized to the crop size (scene-level evidence: haze, low light). The embedding
-(what a restorer is conditioned on) is the renormalised mean of DegNet's view embeddings.
+(what a restorer is conditioned on) is the renormalised mean of DegNet's embeddings of the
+native tiles: restorer training embeds each native training crop the same way (an image no
+larger than a tile is one tile, so there the two are identical).
 
 Labels and severities come from one of two decision paths:
 
@@ -327,7 +329,9 @@ class DegradationClassifier:
     @torch.inference_mode()
     def classify(self, image: Tensor) -> Classification:
         outputs, features = self.evidence(image)
-        embedding = F.normalize(torch.cat([o.embedding for o in outputs]).mean(0, keepdim=True), dim=-1).cpu()
+        # the embedding a restorer is conditioned on comes from native-resolution tiles only:
+        # restorer training embeds native crops, and a downscaled view looks less degraded
+        embedding = F.normalize(outputs[0].embedding.mean(0, keepdim=True), dim=-1).cpu()
         if self.network.head is None:
             probabilities, severity = self._mean_over_views(outputs)
         else:

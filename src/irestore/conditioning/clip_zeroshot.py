@@ -62,13 +62,13 @@ class ClipZeroShotClassifier:
     def __init__(
         self,
         clip: OpenClipModel,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         max_tiles: int = 4,
         calibration: dict[str, float] | None = None,
     ):
         self.clip = clip
         self.name = f"clip:{clip.spec}"
-        self.threshold = threshold
+        self.threshold = 0.5 if threshold is None else threshold
         self.max_tiles = max_tiles
         self.bias = torch.tensor([(calibration or {}).get(d, 0.0) for d in DEGRADATIONS])
         self.logit_scale = float(clip.model.logit_scale.detach().exp().clamp(max=100.0))

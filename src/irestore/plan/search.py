@@ -17,6 +17,7 @@ of the camera pipeline), each with the label's preferred member.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -109,7 +110,7 @@ class PlannerSettings:
     margin: float = 0.05  # least drop in remaining degradation for a step to count as a help
     refine_margin: float = 0.1  # the same for the final refinement, which must clearly help (it smooths)
     max_steps: int = 4
-    candidate_threshold: float | None = None  # None: the classifier's own threshold
+    candidate_threshold: float | None = None  # None: the classifier's own (per-label, calibrated) thresholds
     accept: float = 0.1  # a member that leaves its label below this probability ends the search for that label
     preference_penalty: float = 0.15  # cost of using a label's second member instead of its first (see _cost)
     lookahead: bool = True  # a step that does not help alone may stay when the next step makes the pair help
@@ -185,15 +186,18 @@ class Planner:
                 means[d] += probabilities[d] / len(views)
         return _remaining(means), means
 
-    def _threshold(self, classification: Classification) -> float:
+    def _thresholds(self, classification: Classification) -> dict[str, float]:
         threshold = self.settings.candidate_threshold
-        return classification.threshold if threshold is None else threshold
+        return {d: classification.threshold_of(d) if threshold is None else threshold for d in DEGRADATIONS}
 
     # -- planning --------------------------------------------------------------------------
 
-    def candidates(self, probabilities: dict[str, float], threshold: float, intent: Intent) -> list[str]:
-        """Labels to plan steps for: those detected (at ``threshold``) and those the prompt names."""
-        found = {d for d in DEGRADATIONS if probabilities.get(d, 0.0) >= threshold}
+    def candidates(self, probabilities: dict[str, float], thresholds: dict[str, float], intent: Intent,
+                   also: Iterable[str] = ()) -> list[str]:
+        """Labels to plan steps for: those detected (at their thresholds), ``also`` (the classifier's
+        decision, which names an uncertain degradation rather than calling the image clean) and
+        those the prompt names."""
+        found = {d for d in DEGRADATIONS if probabilities.get(d, 0.0) >= thresholds[d]} | (set(also) & set(DEGRADATIONS))
         wanted = set(intent.force | intent.add)
         labels = wanted if intent.only else found | wanted
         return [label for label in FIXED_ORDER if label in labels - intent.forbid and self.members_for(label)]
@@ -202,7 +206,7 @@ class Planner:
     def plan(self, image: Tensor, classification: Classification, intent: Intent = Intent(),
              prompt: str = "", mode: str = "auto") -> Plan:
         started = time.perf_counter()
-        candidates = self.candidates(classification.probabilities, self._threshold(classification), intent)
+        candidates = self.candidates(classification.probabilities, self._thresholds(classification), intent, classification.labels)
         plan = Plan(mode, [], list(classification.labels), candidates, intent.to_dict())
         if mode not in MODES:
             raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -248,7 +252,7 @@ class Planner:
     def _open(self, state: _State, plan: Plan, classification: Classification, intent: Intent) -> list[str]:
         """Labels still to try after ``state``: the plan's candidates, and what the classifier now sees in
         the state's views (haze under heavy noise often shows only once the noise is gone)."""
-        seen = self.candidates(state.probabilities, self._threshold(classification), intent)
+        seen = self.candidates(state.probabilities, self._thresholds(classification), intent)
         for label in seen:
             if label not in plan.candidates:
                 plan.candidates.append(label)

@@ -160,6 +160,8 @@ def fit_head(data: dict[str, np.ndarray], config: DegHeadConfig, epochs: int = 6
     """Train the head on the ``fit`` group (multi-label BCE + L1 on known severities)."""
     torch.manual_seed(seed)
     fit = data["group"] == "fit"
+    if not fit.any():
+        raise SystemExit("no samples from fitting photos in the cache")
     x = torch.from_numpy(data["features"][fit]).float()
     y = torch.from_numpy(data["labels"][fit]).float()
     s = torch.from_numpy(data["severity"][fit]).float()
@@ -238,6 +240,8 @@ def choose_thresholds(probabilities: np.ndarray, labels: np.ndarray, grid: Seque
 def calibrate(head: DegHead, data: dict[str, np.ndarray]) -> dict:
     """Fit Platt scaling into ``head`` on the calibrate group; return thresholds and ECEs."""
     held = data["group"] == "calibrate"
+    if not held.any():
+        raise SystemExit("no samples from calibration photos in the cache: use more photos or a larger calibrate_fraction")
     x = torch.from_numpy(data["features"][held]).float()
     y = torch.from_numpy(data["labels"][held]).float()
     with torch.no_grad():
