@@ -145,6 +145,24 @@ def test_a_clean_photo_goes_through_untouched():
     assert torch.equal(result.image, clean)
 
 
+class CalibratedMeasuringClassifier(MeasuringClassifier):
+    """The same measurements with per-label thresholds, as a calibrated checkpoint carries them."""
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        result = super().classify(image)
+        thresholds = dict.fromkeys(DEGRADATIONS, 0.5) | {"noise": 0.25}
+        return Classification(result.probabilities, result.severity, result.embedding, backend="measuring", thresholds=thresholds)
+
+
+def test_the_planner_plans_at_each_label_s_own_threshold():
+    clean = image_to_tensor(_clean())  # the stand-in sees noise at about 0.32 here
+    pool, preferences = _real("ffdnet-color"), {"noise": ("ffdnet-color",)}
+    plain = Planner(MeasuringClassifier(), pool, preferences, PlannerSettings(refine=None))
+    calibrated = Planner(CalibratedMeasuringClassifier(), pool, preferences, PlannerSettings(refine=None))
+    assert plain.plan(clean, plain.classifier.classify(clean)).candidates == []
+    assert calibrated.plan(clean, calibrated.classifier.classify(clean)).candidates == ["noise"]
+
+
 def test_a_step_that_only_harms_leaves_the_image_as_it_was():
     adaptive = _planner({"harmful": Harmful()}, {"noise": ("harmful",)})
     noisy = image_to_tensor(degrade.noise(_clean(), np.random.default_rng(0), sigma=25).image)

@@ -81,6 +81,13 @@ def _row(path: Path, relative: str, result: Classification | None, error: str | 
     return row
 
 
+def _label_text(row: dict, label: str) -> str:
+    """``motion blur (0.62)``; a label below its threshold (named because the image is not
+    confidently clean) says so: ``motion blur (0.31, uncertain)``."""
+    note = ", uncertain" if label != "clean" and label not in row["found"] else ""
+    return f"{PRETTY[label]} ({row['probabilities'][label]:.2f}{note})"
+
+
 def _severity_text(row: dict, label: str) -> str:
     value = row["severity_values"][label]
     return f"{value:.3g} {SEVERITY_SCALES[label][3]}"
@@ -94,7 +101,7 @@ def _table(rows: list[dict], show_route: bool, name: str) -> Table:
         if row["status"] == "failed":
             table.add_row(row["relative"], f"[red]failed: {row['error']}[/red]", "", *([""] if show_route else []))
             continue
-        labels = ", ".join(f"{PRETTY[lab]} ({row['probabilities'][lab]:.2f})" for lab in row["labels"])
+        labels = ", ".join(_label_text(row, lab) for lab in row["labels"])
         severity = ", ".join(_severity_text(row, lab) for lab in row["labels"] if lab != "clean")
         steps = " -> ".join(row["route"]) or "none (clean)"
         table.add_row(row["relative"], labels, severity, *([steps] if show_route else []))

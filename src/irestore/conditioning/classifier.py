@@ -221,6 +221,7 @@ class Classification:
             "backend": self.backend,
             "labels": self.labels,
             "top_label": self.top_label,
+            "found": self.found,
             "uncertain": self.uncertain,
             "threshold": self.threshold,
             "thresholds": {d: round(self.threshold_of(d), 4) for d in DEGRADATIONS},
