@@ -15,6 +15,10 @@ family (and `clean`, which real photos are never quite), keeping the params form
 - clean: as saved, as a high-quality JPEG (85-97), lightly sharpened or downscaled —
   what a good photo looks like after a camera or an editor;
 - mixtures of two (sometimes three) families in :data:`irestore.degrade.MIX_ORDER`.
+
+Every degradation step records how visible it is (:func:`change`), so training can treat a step
+that changed nothing a viewer could see (a light blur of a clear sky) as absent rather than
+teach a model to see degradations that are not there.
 """
 
 from __future__ import annotations
@@ -138,11 +142,24 @@ def mix(image, rng, count: int = 2):
     chosen.sort(key=lambda f: D.MIX_ORDER.index(_MIX_FAMILY.get(f, f)))
     out, steps = image, []
     for family in chosen:
-        step = SINGLE[family](out, rng)
+        step = _measured(SINGLE[family], out, rng)
         out, steps = step.image, steps + [step.params]
     worst = max((p["severity"] for p in steps), key=D.SEVERITIES.index)
     params = {"type": "mix", "steps": steps, "severity": worst}
     return D.Degraded(out, params, D.describe(params, rng))
+
+
+def change(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """How visible a step is: PSNR between its input and output (dB) and the 99.9th percentile
+    of the absolute change (0-255 levels; sparse rain streaks have a high PSNR but a large peak)."""
+    diff = np.abs(D.quantize(after) - D.quantize(before)) * 255
+    mse = float(np.mean(diff**2))
+    return {"change_db": 99.0 if mse == 0 else float(10 * np.log10(255**2 / mse)), "change_peak": float(np.percentile(diff, 99.9))}
+
+
+def _measured(step, image, rng):
+    degraded = step(image, rng)
+    return D.Degraded(degraded.image, {**degraded.params, **change(image, degraded.image)}, degraded.description)
 
 
 def broad_degradation(image: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> D.Degraded:
@@ -157,4 +174,4 @@ def broad_degradation(image: np.ndarray, rng: np.random.Generator, kind: str | N
         return mix(image, rng, 3 if kind == "mix3" else 2)
     if kind not in SINGLE:
         raise ValueError(f"unknown degradation family {kind!r}; choose one of clean, mix, mix3, {', '.join(FAMILIES)}")
-    return SINGLE[kind](image, rng)
+    return _measured(SINGLE[kind], image, rng)

@@ -40,7 +40,7 @@ from irestore.conditioning.classifier import (
 )
 from irestore.data.broad import broad_degradation
 from irestore.io import ImageError, image_to_tensor, list_images, read_image
-from irestore.labels import LABELS, targets_from_params
+from irestore.labels import LABELS, TYPE_TO_LABEL, targets_from_params
 from irestore.models.degnet import DegHead, DegHeadConfig
 from irestore.weights import resolve_weights
 
@@ -74,6 +74,18 @@ def load_photos(folder: Path) -> list[tuple[str, np.ndarray]]:
     return photos
 
 
+def jitter(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Content variety from few photos: flips, transposition, saturation and tone changes a
+    photographer's edit could make (never enough to look hazy or dark)."""
+    if rng.random() < 0.5:
+        photo = photo[:, ::-1]
+    if rng.random() < 0.25:
+        photo = photo.transpose(1, 0, 2)
+    grey = photo.mean(2, keepdims=True)
+    photo = grey + (photo - grey) * float(rng.uniform(0.7, 1.3))
+    return np.ascontiguousarray(np.clip(photo, 0, 1) ** float(rng.uniform(0.85, 1.15)), dtype=np.float32)
+
+
 def draw_view(photo: np.ndarray, rng: np.random.Generator, crop: tuple[int, int]) -> np.ndarray:
     """A random rescale (content at other scales than the corpus's) and crop of a photo."""
     if rng.random() < 0.4:
@@ -88,6 +100,27 @@ def draw_view(photo: np.ndarray, rng: np.random.Generator, crop: tuple[int, int]
     return photo[y : y + ch, x : x + cw]
 
 
+def step_changes(params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, the visibility of the step that made it (PSNR dB, peak change; 99 and 0 where absent)."""
+    db, peak = np.full(len(LABELS), 99.0, np.float32), np.zeros(len(LABELS), np.float32)
+    steps = params["steps"] if params["type"] == "mix" else [params] if params["type"] != "clean" else []
+    for step in steps:
+        j = LABELS.index(TYPE_TO_LABEL[step["type"]])
+        db[j], peak[j] = min(db[j], step["change_db"]), max(peak[j], step["change_peak"])
+    return db, peak
+
+
+def visible_labels(data: dict[str, np.ndarray], min_db: float = 42.0, min_peak: float = 8.0) -> np.ndarray:
+    """The targets with every step no viewer could see removed (PSNR of at least ``min_db`` and a
+    99.9th-percentile change under ``min_peak`` levels); a sample left with none is clean."""
+    labels = data["labels"].copy()
+    invisible = (data["change_db"] >= min_db) & (data["change_peak"] < min_peak) & (labels > 0)
+    invisible[:, 0] = False
+    labels[invisible] = 0
+    labels[:, 0] = labels[:, 1:].sum(1) == 0
+    return labels
+
+
 def _chunk_path(folder: Path, index: int) -> Path:
     return folder / f"chunk-{index:05d}.npz"
 
@@ -98,11 +131,14 @@ def _make_chunk(args) -> int:
     photos = _photos_cached(photos_dir)
     classifier = DegradationClassifier.from_pretrained(backbone)
     rng = np.random.default_rng([settings.seed, index])
-    rows = {"features": [], "labels": [], "severity": [], "group": [], "kind": []}
+    rows = {"features": [], "labels": [], "severity": [], "group": [], "kind": [], "change_db": [], "change_peak": []}
     for _ in range(settings.chunk):
         relative, photo = photos[int(rng.integers(len(photos)))]
-        degraded = broad_degradation(draw_view(photo, rng, settings.crop), rng)
+        degraded = broad_degradation(jitter(draw_view(photo, rng, settings.crop), rng), rng)
         labels, severity, _ = targets_from_params(degraded.params)
+        change_db, change_peak = step_changes(degraded.params)
+        rows["change_db"].append(change_db)
+        rows["change_peak"].append(change_peak)
         _, features = classifier.evidence(image_to_tensor(degraded.image))
         rows["features"].append(features[0].numpy().astype(np.float32))
         rows["labels"].append(labels)
@@ -204,20 +240,34 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(np.mean(errors))
 
 
-def _platt(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-label (scale, bias) minimising BCE of ``scale * logit + bias``."""
-    scale = torch.ones(logits.shape[1], requires_grad=True)
-    bias = torch.zeros(logits.shape[1], requires_grad=True)
-    optimiser = torch.optim.LBFGS([scale, bias], lr=0.5, max_iter=200)
+def _platt(logits: torch.Tensor, labels: torch.Tensor, iterations: int = 50, ridge: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-label (scale, bias) minimising the BCE of ``scale * logit + bias``: a two-parameter
+    logistic regression per label, solved by damped Newton steps (a tiny ridge keeps it defined
+    when a label separates perfectly)."""
+    x, y = logits.double(), labels.double()
+    params = torch.tensor([[1.0, 0.0]], dtype=torch.float64).repeat(x.shape[1], 1)  # (L, 2)
+    design = torch.stack([x, torch.ones_like(x)], -1)  # (N, L, 2)
 
-    def closure():
-        optimiser.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(logits * scale + bias, labels)
-        loss.backward()
-        return loss
+    def loss(params: torch.Tensor) -> torch.Tensor:  # per label
+        z = (design * params).sum(-1)
+        return F.binary_cross_entropy_with_logits(z, y, reduction="none").mean(0) + ridge / 2 * params.pow(2).sum(-1)
 
-    optimiser.step(closure)
-    return scale.detach(), bias.detach()
+    for _ in range(iterations):
+        p = torch.sigmoid((design * params).sum(-1))
+        gradient = ((p - y)[..., None] * design).mean(0) + ridge * params
+        weight = (p * (1 - p))[..., None, None]
+        hessian = (weight * design[..., :, None] * design[..., None, :]).mean(0) + ridge * torch.eye(2, dtype=torch.float64)
+        step = torch.linalg.solve(hessian, gradient[..., None])[..., 0]
+        current, size = loss(params), torch.ones(x.shape[1], 1, dtype=torch.float64)
+        for _ in range(30):  # backtracking, per label: halve the step until the loss does not rise
+            worse = loss(params - size * step) > current
+            if not worse.any():
+                break
+            size[worse] /= 2
+        params = params - size * step
+        if (size * step).abs().max() < 1e-9:
+            break
+    return params[:, 0].float(), params[:, 1].float()
 
 
 def choose_thresholds(probabilities: np.ndarray, labels: np.ndarray, grid: Sequence[float] = tuple(np.arange(0.1, 0.91, 0.025))) -> dict[str, float]:
@@ -265,6 +315,8 @@ def train_head(cache: Path, backbone: str, out: Path, config: DegHeadConfig | No
     """Stages 2 and 3 on a built cache; writes a classifier checkpoint folder."""
     began = time.time()
     data = read_cache(cache)
+    if "change_db" in data:
+        data["labels"] = visible_labels(data)
     network, info = load_classifier(resolve_weights(backbone))
     config = config or DegHeadConfig(input_dim=head_input_dim(info.network))
     head = fit_head(data, config, epochs)
