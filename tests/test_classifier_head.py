@@ -176,14 +176,20 @@ def test_platt_scaling_undoes_overconfident_logits():
     assert (bias / scale).tolist() == pytest.approx([-1.0, -1.0], abs=0.3)
 
 
-def test_thresholds_are_chosen_between_the_classes():
-    p = np.zeros((200, len(LABELS)))
+def test_thresholds_are_chosen_between_the_classes_and_absent_levels_spare_clean_photos():
+    p = np.zeros((300, len(LABELS)))
     y = np.zeros_like(p)
     y[:100, 1] = 1
     p[:100, 1] = np.linspace(0.6, 0.9, 100)  # noise positives
-    p[100:, 1] = np.linspace(0.0, 0.4, 100)  # negatives
-    chosen = H.choose_thresholds(p, y)
-    assert 0.4 < chosen["noise"] <= 0.6
+    p[100:200, 1] = np.linspace(0.0, 0.4, 100)  # other degradations
+    y[100:200, 2] = 1
+    y[200:, 0] = 1  # clean photos: 1 in 100 of them at 0.3 noise, the rest at 0.05
+    p[200:, 1] = 0.05
+    p[200, 1] = 0.3
+    thresholds, absent = H.choose_levels(p, y, clean_budget=0.04)
+    assert 0.4 < thresholds["noise"] <= 0.6
+    assert 0.3 < absent["noise"] <= 0.325  # 1 % of clean photos at 0.3 is over the 0.5 % allowed
+    assert absent["noise"] <= thresholds["noise"]
 
 
 # -- the broad training family -------------------------------------------------------------------
@@ -262,10 +268,10 @@ def test_head_training_is_resumable_and_writes_a_calibrated_checkpoint(tmp_path)
 
     out = H.train_head(cache, str(backbone), tmp_path / "trained", epochs=2)
     config = json.loads((out / "config.json").read_text())
-    assert config["format_version"] == 2 and set(config["thresholds"]) == set(LABELS[1:])
+    assert config["format_version"] == 2 and set(config["thresholds"]) == set(LABELS[1:]) == set(config["absent_levels"])
     assert {"ece_before", "ece_after", "samples"} <= set(config["calibration"])
     classifier = DegradationClassifier.from_pretrained(out)
-    assert classifier.thresholds == config["thresholds"]
+    assert classifier.thresholds == config["thresholds"] and classifier.absent_levels == config["absent_levels"]
     original = DegradationClassifier.from_pretrained(backbone)
     image = torch.rand(1, 3, 80, 90)
     assert torch.allclose(classifier.classify(image).embedding, original.classify(image).embedding)  # backbone untouched
@@ -285,3 +291,12 @@ def test_the_restorer_embedding_is_computed_the_way_restorer_training_computes_i
     with torch.no_grad():
         expected = F.normalize(network(tiles).embedding.mean(0, keepdim=True), dim=-1)
     assert torch.allclose(classifier.classify(large).embedding, expected, atol=1e-5)
+
+
+def test_absent_levels_from_the_checkpoint_decide_what_is_clean():
+    levels = {d: 0.5 for d in LABELS[1:]}
+    strict = _classification({"clean": 0.7, "haze": 0.3}, levels)
+    assert strict.labels == ["haze"]  # default absent level: half the threshold, 0.25
+    lenient = Classification(strict.probabilities, strict.severity, strict.embedding, thresholds=levels,
+                             absent_levels=dict.fromkeys(LABELS[1:], 0.4))
+    assert lenient.labels == ["clean"] and lenient.to_dict()["absent_levels"]["haze"] == 0.4

@@ -53,6 +53,7 @@ class ClassifierInfo:
     irestore_version: str = __version__
     head: DegHeadConfig | None = None
     thresholds: dict[str, float] | None = None  # per label, chosen on held-out data (head only)
+    absent_levels: dict[str, float] | None = None  # per label: below it the label is confidently absent
     calibration: dict = field(default_factory=dict)  # how the head was calibrated, and its measured ECE
 
     def to_dict(self) -> dict:
@@ -68,6 +69,7 @@ class ClassifierInfo:
         if self.head is not None:
             data["head"] = self.head.to_dict()
             data["thresholds"] = self.thresholds
+            data["absent_levels"] = self.absent_levels
             data["calibration"] = self.calibration
         return data
 
@@ -86,6 +88,7 @@ class ClassifierInfo:
                 irestore_version=data.get("irestore_version", "unknown"),
                 head=DegHeadConfig.from_dict(data["head"]) if data.get("head") else None,
                 thresholds=_thresholds(data.get("thresholds")),
+                absent_levels=_thresholds(data.get("absent_levels")),
                 calibration=data.get("calibration", {}),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -175,9 +178,14 @@ class Classification:
     threshold: float = 0.5
     backend: str = "degnet"
     thresholds: dict[str, float] | None = None  # per label; ``threshold`` for labels not in it
+    absent_levels: dict[str, float] | None = None  # per label; half the threshold for labels not in it
 
     def threshold_of(self, label: str) -> float:
         return (self.thresholds or {}).get(label, self.threshold)
+
+    def absent_level(self, label: str) -> float:
+        """Below this probability the label is confidently absent (at most its threshold)."""
+        return min((self.absent_levels or {}).get(label, self.threshold_of(label) / 2), self.threshold_of(label))
 
     @property
     def severities(self) -> dict[str, float]:
@@ -192,9 +200,10 @@ class Classification:
 
     @property
     def uncertain(self) -> list[str]:
-        """Degradations not found but not confidently absent either: at least half their threshold."""
+        """Degradations not found but not confidently absent either: at or above their absent level
+        (calibrated so that few clean photos reach it; half the threshold by default)."""
         return sorted(
-            (d for d in DEGRADATIONS if self.threshold_of(d) / 2 <= self.probabilities.get(d, 0.0) < self.threshold_of(d)),
+            (d for d in DEGRADATIONS if self.absent_level(d) <= self.probabilities.get(d, 0.0) < self.threshold_of(d)),
             key=lambda d: -self.probabilities[d],
         )
 
@@ -225,6 +234,7 @@ class Classification:
             "uncertain": self.uncertain,
             "threshold": self.threshold,
             "thresholds": {d: round(self.threshold_of(d), 4) for d in DEGRADATIONS},
+            "absent_levels": {d: round(self.absent_level(d), 4) for d in DEGRADATIONS},
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "severity": {k: round(v, 4) for k, v in self.severity.items()},
             "severity_values": {k: round(v, 4) for k, v in self.severities.items()},
@@ -307,7 +317,9 @@ class DegradationClassifier:
         self.tile, self.max_tiles, self.global_view = tile, max_tiles, global_view
         # an explicit threshold overrides the checkpoint's calibrated per-label thresholds
         self.threshold = 0.5 if threshold is None else threshold
-        self.thresholds = info.thresholds if threshold is None and network.head is not None else None
+        calibrated = threshold is None and network.head is not None
+        self.thresholds = info.thresholds if calibrated else None
+        self.absent_levels = info.absent_levels if calibrated else None
         self.fingerprint = fingerprint
 
     @classmethod
@@ -345,6 +357,7 @@ class DegradationClassifier:
             threshold=self.threshold,
             backend=self.backend,
             thresholds=self.thresholds,
+            absent_levels=self.absent_levels,
         )
 
     @torch.inference_mode()

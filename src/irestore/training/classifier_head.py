@@ -270,25 +270,36 @@ def _platt(logits: torch.Tensor, labels: torch.Tensor, iterations: int = 50, rid
     return params[:, 0].float(), params[:, 1].float()
 
 
-def choose_thresholds(probabilities: np.ndarray, labels: np.ndarray, grid: Sequence[float] = tuple(np.arange(0.1, 0.91, 0.025))) -> dict[str, float]:
-    """Per degradation label, the threshold with the best F1 on held-out samples (ties: the
-    lower threshold, as a miss costs more than a step the planner rolls back)."""
-    thresholds = {}
+GRID = tuple(round(float(g), 4) for g in np.arange(0.05, 0.96, 0.025))
+
+
+def choose_levels(probabilities: np.ndarray, labels: np.ndarray, clean_budget: float = 0.04,
+                  grid: Sequence[float] = GRID) -> tuple[dict[str, float], dict[str, float]]:
+    """Per degradation label, on held-out samples: the *absent level*, the lowest probability
+    that at most ``clean_budget / 8`` of the clean samples reach (so that clean photos are
+    called clean), and the *threshold* at or above it with the best F1 (ties: the lower one;
+    a miss costs more than a step the planner rolls back)."""
+    clean = labels[:, 0] == 1
+    thresholds, absent = {}, {}
     for j, label in enumerate(LABELS):
         if label == "clean":
             continue
         p, y = probabilities[:, j], labels[:, j].astype(bool)
+        allowed = [g for g in grid if clean.any() and (p[clean] >= g).mean() <= clean_budget / len(DEGRADATIONS)]
+        absent[label] = allowed[0] if allowed else grid[-1]
+        candidates = [g for g in grid if g >= absent[label]]
         scores = []
-        for t in grid:
+        for t in candidates:
             hit = p >= t
             tp, fp, fn = (hit & y).sum(), (hit & ~y).sum(), (~hit & y).sum()
             scores.append(2 * tp / max(2 * tp + fp + fn, 1))
-        thresholds[label] = round(float(grid[int(np.argmax(scores))]), 4)
-    return thresholds
+        thresholds[label] = candidates[int(np.argmax(scores))]
+    return thresholds, absent
 
 
-def calibrate(head: DegHead, data: dict[str, np.ndarray]) -> dict:
-    """Fit Platt scaling into ``head`` on the calibrate group; return thresholds and ECEs."""
+def calibrate(head: DegHead, data: dict[str, np.ndarray], clean_budget: float = 0.04) -> dict:
+    """Fit Platt scaling into ``head`` on the calibrate group; return the ECEs before and after
+    and the decision levels (thresholds, absent levels)."""
     held = data["group"] == "calibrate"
     if not held.any():
         raise SystemExit("no samples from calibration photos in the cache: use more photos or a larger calibrate_fraction")
@@ -307,7 +318,8 @@ def calibrate(head: DegHead, data: dict[str, np.ndarray]) -> dict:
         "samples": int(held.sum()),
         "ece_before": round(before, 4),
         "ece_after": round(expected_calibration_error(calibrated, y.numpy()), 4),
-        "thresholds": choose_thresholds(calibrated, y.numpy()),
+        "clean_budget": clean_budget,
+        "levels": choose_levels(calibrated, y.numpy(), clean_budget),
     }
 
 
@@ -321,7 +333,7 @@ def train_head(cache: Path, backbone: str, out: Path, config: DegHeadConfig | No
     config = config or DegHeadConfig(input_dim=head_input_dim(info.network))
     head = fit_head(data, config, epochs)
     report = calibrate(head, data)
-    thresholds = report.pop("thresholds")
+    thresholds, absent = report.pop("levels")
     network.head = head
     meta = json.loads((cache / "cache.json").read_text())
     training = {
@@ -330,7 +342,7 @@ def train_head(cache: Path, backbone: str, out: Path, config: DegHeadConfig | No
         "backbone": {"name": backbone, "training": info.training},
     }
     new_info = ClassifierInfo(network=info.network, name=out.name, training=training, head=config,
-                              thresholds=thresholds, calibration=report)
+                              thresholds=thresholds, absent_levels=absent, calibration=report)
     folder = save_classifier(out, network, new_info)
-    print(json.dumps({"calibration": report, "thresholds": thresholds}, indent=2))
+    print(json.dumps({"calibration": report, "thresholds": thresholds, "absent_levels": absent}, indent=2))
     return folder
