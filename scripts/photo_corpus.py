@@ -6,7 +6,9 @@ EXTRACTED_DEBS_DIR holds one folder per Debian package, each the `dpkg-deb -x` t
 package. Photos are copied byte for byte (no re-encoding) into DEST/<source>/, each copy
 atomic, files already present and identical are left alone. Licences come from each
 package's machine-readable (DEP-5) /usr/share/doc/<package>/copyright (the stanza whose Files
-pattern matches the photo) and, for scikit-image, from the notes in its `skimage.data`
+pattern matches the photo), from LICENCE_OVERRIDES where the package states a photo's licence
+more precisely elsewhere (palapeli's puzzle .desktop files, lxqt-themes' wallpapers/License) and,
+for scikit-image, from the notes in its `skimage.data`
 docstrings; a kept photo whose licence cannot be determined that way (e.g. gnome-backgrounds'
 copyright is free-form, not DEP-5) stops the build. Every file in a package's photo folder is
 either kept or listed in EXCLUDED with the reason, after looking at each image (a file that is
@@ -145,7 +147,64 @@ EXCLUDED: dict[tuple[str, str], str] = {
         "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
     ("sway-backgrounds", "Sway_Wallpaper_Blue_768x1024_Portrait.png"):
         "same Sway logo artwork as Sway_Wallpaper_Blue_2048x1536.png at another size/orientation",
+    # tuxpaint-data 0.9.28 templates/: photographs by Bill Kendrick (AUTHORS.txt), GPL-2+ (copyright 'Files: *')
+    ("tuxpaint-data", "jellyfish.jpg"):
+        "soft, out-of-focus jellyfish with a clipped saturated blue channel: not a clean target",
+    ("tuxpaint-data", "spiders_web.jpg"):
+        "almost all defocused bokeh (the thin web is the only sharp detail): not a clean target",
+    ("tuxpaint-data", "mossy_bark.jpg"): "black letterbox bars above and below the photo",
+    # lxqt-themes 1.2.0 wallpapers/ (its License file: CC-BY-SA-3.0, LXQt Project Team)
+    ("lxqt-themes", "License"): "licence text, not an image",
+    ("lxqt-themes", "Butterfly-Kenneth-Wimer.jpg"):
+        "photo by KDE artist Kenneth Wimer, not credited in wallpapers/License: may also ship in the KDE "
+        "wallpaper set reserved for independent evaluation, so left out",
+    ("lxqt-themes", "kde-plasma.png"): "abstract KDE Plasma artwork (Nuno Pinheiro), not a photograph",
+    ("lxqt-themes", "lxqt-origami-green.png"): "origami/logo artwork on a gradient, not a photograph",
+    ("lxqt-themes", "origami-bright-logo.png"): "origami/logo artwork on a gradient, not a photograph",
+    ("lxqt-themes", "origami-dark.png"): "origami/logo artwork on a gradient, not a photograph",
+    ("lxqt-themes", "origami-light.png"): "origami/logo artwork on a gradient, not a photograph",
+    ("lxqt-themes", "plasma-logo-bright.png"): "logo over abstract rendered facets, not a photograph",
+    ("lxqt-themes", "plasma-logo-dark.png"): "logo over abstract rendered facets, not a photograph",
+    ("lxqt-themes", "plasma_arch.png"): "Arch Linux logo over rendered smoke, not a photograph",
+    ("lxqt-themes", "simple_blue_widescreen.png"): "abstract blue gradient artwork, not a photograph",
+    ("lxqt-themes", "triangles-logo.png"): "low-poly triangle artwork with logo, not a photograph",
+    ("lxqt-themes", "triangles.png"): "low-poly triangle artwork, not a photograph",
+    ("lxqt-themes", "waves-logo.png"): "abstract wave artwork with logo, not a photograph",
+    ("lxqt-themes", "waves-purple-logo.jpg"): "abstract wave artwork with logo, not a photograph",
+    # palapeli-data 22.12.3 collection/: each photo's .desktop file names its author and licence
+    ("palapeli-data", "castle-maintenon.desktop"): "puzzle description (not an image); gives the photo's licence",
+    ("palapeli-data", "cincinnati-bridge.desktop"): "puzzle description (not an image); gives the photo's licence",
+    ("palapeli-data", "citrus-fruits.desktop"): "puzzle description (not an image); gives the photo's licence",
+    ("palapeli-data", "european-honey-bee.desktop"): "puzzle description (not an image); gives the photo's licence",
+    ("palapeli-data", "panther-chameleon-female.desktop"):
+        "puzzle description (not an image); gives the photo's licence",
 }
+
+# Kept Debian photos whose licence is stated more precisely than by the package's DEP-5 copyright
+# (which covers them only through a catch-all 'Files: *'): (source, file) -> (licence, copyright)
+LICENCE_OVERRIDES: dict[tuple[str, str], tuple[str, str]] = {
+    # palapeli-data: X-KDE-PluginInfo-Author/-License/-Website of collection/<name>.desktop
+    ("palapeli-data", "castle-maintenon.jpg"):
+        ("GFDL", "Eric Pouhier (commons.wikimedia.org/wiki/Image:EPO_2432_wiki.jpg; castle-maintenon.desktop)"),
+    ("palapeli-data", "cincinnati-bridge.jpg"):
+        ("public domain", "Derek Jensen (commons.wikimedia.org/wiki/Image:Cincinnati-roebling-suspension-bridge.jpg)"),
+    ("palapeli-data", "citrus-fruits.jpg"):
+        ("public domain", "US Department of Agriculture (commons.wikimedia.org/wiki/Image:Citrus_fruits.jpg)"),
+    ("palapeli-data", "european-honey-bee.jpg"):
+        ("public domain", "John Severns (commons.wikimedia.org/wiki/Image:European_honey_bee_extracts_nectar.jpg)"),
+    ("palapeli-data", "panther-chameleon-female.jpg"):
+        ("GFDL", "B. Navez and others (commons.wikimedia.org/wiki/Image:FurciferPardalisFemale.JPG)"),
+}
+# lxqt-themes: its DEP-5 copyright covers wallpapers/ only by 'Files: *' (LGPL-2.1+); the folder's
+# own License file says CC-BY-SA-3.0 (LXQt Project Team, photos credited to stefonarch)
+LXQT_PHOTOS = ["Valendas.png", "after-the-rain.jpg", "appleflower.png", "beam.png", "butterfly.png", "cloud.png",
+               "drop.png", "flowers.png", "fog.jpg", "this-is-not-windows.jpg"]
+LICENCE_OVERRIDES.update({
+    ("lxqt-themes", name): ("CC-BY-SA-3.0", "2022 LXQt Project Team; stefonarch (wallpapers/License)")
+    for name in LXQT_PHOTOS
+})
+for name in ("Valendas.png", "cloud.png"):  # not among the photos that License credits to stefonarch
+    LICENCE_OVERRIDES["lxqt-themes", name] = ("CC-BY-SA-3.0", "2022 LXQt Project Team (wallpapers/License)")
 
 # scikit-image photographs kept: (licence, author or origin) as its docstrings state
 SKIMAGE_PHOTOS: dict[str, tuple[str, str]] = {
@@ -161,7 +220,8 @@ SKIMAGE_PHOTOS: dict[str, tuple[str, str]] = {
 }
 
 # Debian package -> the folder whose photos are used (mate-backgrounds' abstract/ and desktop/
-# folders hold artwork and are not read). gnome-backgrounds, ukui-wallpapers and
+# folders hold artwork and are not read; tuxpaint-data's templates/, lxqt-themes' wallpapers/
+# and palapeli-data's puzzle collection/ are the only folders of those packages with photos). gnome-backgrounds, ukui-wallpapers and
 # sway-backgrounds currently hold no photographs (every file is in EXCLUDED); they are read so
 # that a photo added by a later version is noticed (the build stops until it is looked at).
 DEBIAN_SOURCES: dict[str, str] = {
@@ -170,6 +230,9 @@ DEBIAN_SOURCES: dict[str, str] = {
     "gnome-backgrounds": "usr/share/backgrounds/gnome",
     "ukui-wallpapers": "usr/share/backgrounds",
     "sway-backgrounds": "usr/share/backgrounds/sway",
+    "tuxpaint-data": "usr/share/tuxpaint/templates",
+    "lxqt-themes": "usr/share/lxqt/wallpapers",
+    "palapeli-data": "usr/share/palapeli/collection",
 }
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 COLUMNS = ["file", "source", "original_path", "licence", "copyright", "width", "height", "sha256"]
@@ -266,6 +329,8 @@ def debian_photos(extracted: Path) -> list[tuple[str, Path, str, str, str]]:
             if photo.suffix.lower() not in PHOTO_SUFFIXES or not photo.is_file():
                 sys.exit(f"{package}: {photo.name} is not a raster photo file; add it to EXCLUDED with the reason")
             stanza = licence_for(photo, stanzas)
+            if (package, photo.name) in LICENCE_OVERRIDES:
+                stanza = Stanza((), *LICENCE_OVERRIDES[package, photo.name])
             if stanza is None:
                 sys.exit(f"{package}: no licence for {photo.name} in {copyright_file.name} (not DEP-5, or no "
                          "matching Files stanza); look at it and add it to EXCLUDED with the reason")

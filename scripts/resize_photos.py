@@ -3,7 +3,11 @@ keeping the folder structure and SOURCES.csv. Training reads whole photos per sa
 smaller corpus trains several times faster; downscaling also averages away sensor noise and
 JPEG artefacts of the originals, which would otherwise count as "clean".
 
-    python scripts/resize_photos.py SRC DEST [--max-side 1024]
+    python scripts/resize_photos.py SRC DEST [--max-side 1024] [--min-factor FOLDER=F ...]
+
+--min-factor tuxpaint-data=1.6 downscales every photo under SRC/tuxpaint-data by at least 1.6:
+that package ships quality-70 JPEGs near 1024 px, whose blocks would otherwise stay in "clean"
+training photos.
 """
 
 from __future__ import annotations
@@ -22,14 +26,24 @@ def main() -> None:
     parser.add_argument("source", type=Path)
     parser.add_argument("dest", type=Path)
     parser.add_argument("--max-side", type=int, default=1024)
+    parser.add_argument("--min-factor", action="append", default=[], metavar="FOLDER=F",
+                        help="downscale photos under SRC/FOLDER by at least F (repeatable)")
     args = parser.parse_args()
+    factors = {}
+    for item in args.min_factor:
+        folder, _, value = item.partition("=")
+        try:
+            factors[folder] = float(value)
+        except ValueError:
+            parser.error(f"--min-factor {item!r}: expected FOLDER=FACTOR, e.g. tuxpaint-data=1.6")
     for path in list_images(args.source):
         out = (args.dest / path.relative_to(args.source)).with_suffix(".png")
         if out.exists():
             continue
         image = read_image(path)
         rgb = image.rgb
-        scale = args.max_side / max(rgb.shape[:2])
+        least = factors.get(path.relative_to(args.source).parts[0], 1.0)
+        scale = min(args.max_side / max(rgb.shape[:2]), 1 / least)
         if scale < 1:
             size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
