@@ -1,10 +1,10 @@
 """Train the calibrated image-level head of the degradation classifier (recipe for degnet-default).
 
     python scripts/train_classifier.py cache CACHE_DIR PHOTO_DIR [--backbone PATH] [--samples N] [--workers 2]
-    python scripts/train_classifier.py fit CACHE_DIR OUT_DIR [--backbone PATH] [--epochs 60]
+    python scripts/train_classifier.py fit OUT_DIR CACHE_DIR [CACHE_DIR ...] [--backbone PATH] [--epochs 60]
 
 `cache` computes seeded feature chunks (resumable: rerun it after an interruption); `fit`
-trains the head on them, calibrates it on the held-out photo group, and writes a classifier
+trains the head on one or more caches (of different photo folders, say), calibrates it on the held-out photo group, and writes a classifier
 checkpoint folder (the backbone's DegNet weights unchanged, plus the head, thresholds and the
 calibration report). See irestore.training.classifier_head.
 """
@@ -28,15 +28,15 @@ def main() -> None:
     cache.add_argument("--seed", type=int, default=0)
     cache.add_argument("--workers", type=int, default=2)
     fit = sub.add_parser("fit")
-    fit.add_argument("cache", type=Path)
     fit.add_argument("out", type=Path)
+    fit.add_argument("caches", type=Path, nargs="+")
     fit.add_argument("--backbone", default="degnet-default")
     fit.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args()
     if args.stage == "cache":
         build_cache(args.cache, args.photos, args.backbone, CacheSettings(samples=args.samples, seed=args.seed), args.workers)
     else:
-        train_head(args.cache, args.backbone, args.out, epochs=args.epochs)
+        train_head(args.caches, args.backbone, args.out, epochs=args.epochs)
 
 
 if __name__ == "__main__":

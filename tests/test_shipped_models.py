@@ -12,6 +12,7 @@ import torch
 from irestore import degrade
 from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, create_classifier
 from irestore.io import image_to_tensor, read_image, tensor_to_rgb
+from irestore.labels import LABELS
 from irestore.metrics import psnr
 from irestore.pipeline import ALLINONE_MODEL, DEFAULT_MODEL, Restorer, load_model
 from irestore.weights import get_source, locate
@@ -91,8 +92,16 @@ def test_the_default_model_restores_blind_without_a_prompt(clean):
     assert psnr(restored, clean) > psnr(noisy, clean) + 3
 
 
+def test_the_shipped_classifier_decides_with_calibrated_levels_from_its_checkpoint():
+    classifier = create_classifier("degnet", DEFAULT_CLASSIFIER, "cpu")
+    config = classifier.info
+    assert config.head is not None and set(config.thresholds) == set(config.absent_levels) == set(LABELS[1:])
+    assert classifier.thresholds == config.thresholds and config.calibration["ece_after"] < config.calibration["ece_before"]
+
+
 @pytest.mark.parametrize("kind,label", [("noise", "noise"), ("rain", "rain"), ("haze", "haze"),
-                                         ("lowlight", "lowlight"), ("jpeg", "jpeg"), ("motion", "motion_blur")])
+                                         ("lowlight", "lowlight"), ("jpeg", "jpeg"), ("motion", "motion_blur"),
+                                         ("defocus", "defocus_blur"), ("lowres", "lowres")])
 def test_the_shipped_classifier_names_a_heavy_degradation(clean, kind, label):
     classifier = create_classifier("degnet", DEFAULT_CLASSIFIER, "cpu")
     degraded = degrade.DEGRADATIONS[kind](clean, np.random.default_rng(11), severity="heavy").image

@@ -134,8 +134,10 @@ def _cepstrum(power: Tensor, h: int, w: int) -> Tensor:
     inside, ring = _quefrency_rings(h, w)
     values = cepstrum[:, inside]
     values = values / (values.std(-1, keepdim=True) + _EPS)
-    minima = torch.stack([values[:, ring == k].amin(-1) for k in range(len(CEPSTRUM_RINGS))], 1)
-    means = torch.stack([values[:, ring == k].mean(-1) for k in range(len(CEPSTRUM_RINGS))], 1)
+    minima, means = torch.zeros(values.shape[0], len(CEPSTRUM_RINGS)), torch.zeros(values.shape[0], len(CEPSTRUM_RINGS))
+    for k in range(len(CEPSTRUM_RINGS)):
+        if (ring == k).any():  # a tile smaller than the ring has none of it: 0
+            minima[:, k], means[:, k] = values[:, ring == k].amin(-1), values[:, ring == k].mean(-1)
     return torch.cat([minima, minima - means], 1)
 
 

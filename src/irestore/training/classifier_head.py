@@ -180,10 +180,11 @@ def build_cache(folder: Path, photos: Path, backbone: str, settings: CacheSettin
             print(f"chunk {index} done ({done}/{len(todo)}, {rate:.1f} samples/s)", flush=True)
 
 
-def read_cache(folder: Path) -> dict[str, np.ndarray]:
-    chunks = sorted(folder.glob("chunk-*[0-9].npz"))
+def read_cache(*folders: Path) -> dict[str, np.ndarray]:
+    """Every chunk of one or more caches (built from different photo folders, say), concatenated."""
+    chunks = sorted(path for folder in folders for path in folder.glob("chunk-*[0-9].npz"))
     if not chunks:
-        raise SystemExit(f"no feature chunks in {folder}")
+        raise SystemExit(f"no feature chunks in {', '.join(map(str, folders))}")
     parts = [np.load(path) for path in chunks]
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0].files}
 
@@ -273,7 +274,7 @@ def _platt(logits: torch.Tensor, labels: torch.Tensor, iterations: int = 50, rid
 GRID = tuple(round(float(g), 4) for g in np.arange(0.05, 0.96, 0.025))
 
 
-def choose_levels(probabilities: np.ndarray, labels: np.ndarray, clean_budget: float = 0.04,
+def choose_levels(probabilities: np.ndarray, labels: np.ndarray, clean_budget: float = 0.2,
                   grid: Sequence[float] = GRID) -> tuple[dict[str, float], dict[str, float]]:
     """Per degradation label, on held-out samples: the *absent level*, the lowest probability
     that at most ``clean_budget / 8`` of the clean samples reach (so that clean photos are
@@ -297,7 +298,7 @@ def choose_levels(probabilities: np.ndarray, labels: np.ndarray, clean_budget: f
     return thresholds, absent
 
 
-def calibrate(head: DegHead, data: dict[str, np.ndarray], clean_budget: float = 0.04) -> dict:
+def calibrate(head: DegHead, data: dict[str, np.ndarray], clean_budget: float = 0.2) -> dict:
     """Fit Platt scaling into ``head`` on the calibrate group; return the ECEs before and after
     and the decision levels (thresholds, absent levels)."""
     held = data["group"] == "calibrate"
@@ -323,10 +324,12 @@ def calibrate(head: DegHead, data: dict[str, np.ndarray], clean_budget: float = 
     }
 
 
-def train_head(cache: Path, backbone: str, out: Path, config: DegHeadConfig | None = None, epochs: int = 60) -> Path:
-    """Stages 2 and 3 on a built cache; writes a classifier checkpoint folder."""
+def train_head(cache: Path | Sequence[Path], backbone: str, out: Path, config: DegHeadConfig | None = None,
+               epochs: int = 60) -> Path:
+    """Stages 2 and 3 on built caches; writes a classifier checkpoint folder."""
     began = time.time()
-    data = read_cache(cache)
+    caches = [cache] if isinstance(cache, Path) else list(cache)
+    data = read_cache(*caches)
     if "change_db" in data:
         data["labels"] = visible_labels(data)
     network, info = load_classifier(resolve_weights(backbone))
@@ -335,7 +338,7 @@ def train_head(cache: Path, backbone: str, out: Path, config: DegHeadConfig | No
     report = calibrate(head, data)
     thresholds, absent = report.pop("levels")
     network.head = head
-    meta = json.loads((cache / "cache.json").read_text())
+    meta = [json.loads((folder / "cache.json").read_text()) for folder in caches]
     training = {
         "head": {"samples": int(len(data["labels"])), "fit_samples": int((data["group"] == "fit").sum()),
                  "epochs": epochs, "cache": meta, "seconds": round(time.time() - began, 1)},
