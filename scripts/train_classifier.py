@@ -1,6 +1,7 @@
 """Train the calibrated image-level head of the degradation classifier (recipe for degnet-default).
 
-    python scripts/train_classifier.py cache CACHE_DIR PHOTO_DIR [--backbone PATH] [--samples N] [--workers 2]
+    python scripts/train_classifier.py cache CACHE_DIR PHOTO_DIR [--exclude HELD_OUT_DIR] [--backbone PATH]
+        [--samples N] [--seed S] [--workers 2]
     python scripts/train_classifier.py fit OUT_DIR CACHE_DIR [CACHE_DIR ...] [--backbone PATH] [--epochs 60]
 
 `cache` computes seeded feature chunks (resumable: rerun it after an interruption); `fit`
@@ -23,6 +24,7 @@ def main() -> None:
     cache = sub.add_parser("cache")
     cache.add_argument("cache", type=Path)
     cache.add_argument("photos", type=Path)
+    cache.add_argument("--exclude", type=Path, help="leave out photos whose relative path exists here (the held-out photos)")
     cache.add_argument("--backbone", default="degnet-default")
     cache.add_argument("--samples", type=int, default=CacheSettings.samples)
     cache.add_argument("--seed", type=int, default=0)
@@ -34,7 +36,7 @@ def main() -> None:
     fit.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args()
     if args.stage == "cache":
-        build_cache(args.cache, args.photos, args.backbone, CacheSettings(samples=args.samples, seed=args.seed), args.workers)
+        build_cache(args.cache, args.photos, args.backbone, CacheSettings(samples=args.samples, seed=args.seed), args.workers, args.exclude)
     else:
         train_head(args.caches, args.backbone, args.out, epochs=args.epochs)
 

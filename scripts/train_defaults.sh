@@ -25,7 +25,7 @@ export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
 mkdir -p "$work"
 "$here/fetch_photos.sh" "$work/photos"
-"$python" "$here/resize_photos.py" "$work/photos" "$work/photos-1k" --max-side 1024
+"$python" "$here/resize_photos.py" "$work/photos" "$work/photos-1k" --max-side 1024 --min-factor tuxpaint-data=1.6
 
 train() {  # train NAME CONFIG [flags...]
     local name=$1 config=$2
@@ -44,6 +44,11 @@ train degnet-default degnet-default.yaml
 
 train allinone-small allinone-small.yaml --classifier "$work/degnet-default/last"
 
-"$python" "$here/package_model.py" classifier "$work/degnet-default/last" degnet-default
+# the classifier's calibrated image-level head on the frozen DegNet (resumable chunks)
+"$python" "$here/train_classifier.py" cache "$work/head-cache" "$work/photos-1k" --exclude "$work/photos-val" \
+    --backbone "$work/degnet-default/last" --samples 18000
+"$python" "$here/train_classifier.py" fit "$work/degnet-head" "$work/head-cache" --backbone "$work/degnet-default/last"
+
+"$python" "$here/package_model.py" classifier "$work/degnet-head" degnet-default
 "$python" "$here/package_model.py" restorer "$work/allinone-small/last" allinone-small \
     --classifier degnet-default --sampler posterior --steps "${RESTORER_STEPS:-4}"

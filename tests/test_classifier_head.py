@@ -300,3 +300,14 @@ def test_absent_levels_from_the_checkpoint_decide_what_is_clean():
     lenient = Classification(strict.probabilities, strict.severity, strict.embedding, thresholds=levels,
                              absent_levels=dict.fromkeys(LABELS[1:], 0.4))
     assert lenient.labels == ["clean"] and lenient.to_dict()["absent_levels"]["haze"] == 0.4
+
+
+def test_held_out_photos_are_left_out_of_the_training_photos(tmp_path):
+    photos, held = tmp_path / "photos", tmp_path / "held"
+    (photos / "a").mkdir(parents=True)
+    (held / "a").mkdir(parents=True)
+    pixels = np.full((40, 40, 3), 128, np.uint8)
+    for name in ("a/one.png", "a/two.png"):
+        Image.fromarray(pixels).save(photos / name)
+    Image.fromarray(pixels).save(held / "a/two.png")
+    assert [name for name, _ in H.load_photos(photos, exclude=held)] == ["a/one.png"]

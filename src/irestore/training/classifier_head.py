@@ -62,9 +62,13 @@ def photo_group(relative: str, calibrate_fraction: float) -> str:
     return "calibrate" if value < calibrate_fraction else "fit"
 
 
-def load_photos(folder: Path) -> list[tuple[str, np.ndarray]]:
+def load_photos(folder: Path, exclude: Path | None = None) -> list[tuple[str, np.ndarray]]:
+    """The photos under ``folder`` as (relative path, RGB), leaving out any whose relative path
+    also exists under ``exclude`` (the held-out photos)."""
     photos = []
     for path in list_images(folder):
+        if exclude is not None and (exclude / path.relative_to(folder)).exists():
+            continue
         try:
             photos.append((str(path.relative_to(folder)), read_image(path).rgb))
         except ImageError as error:
@@ -126,9 +130,9 @@ def _chunk_path(folder: Path, index: int) -> Path:
 
 
 def _make_chunk(args) -> int:
-    folder, photos_dir, backbone, settings, index = args
+    folder, photos_dir, exclude, backbone, settings, index = args
     torch.set_num_threads(1)
-    photos = _photos_cached(photos_dir)
+    photos = _photos_cached(photos_dir, exclude)
     classifier = DegradationClassifier.from_pretrained(backbone)
     rng = np.random.default_rng([settings.seed, index])
     rows = {"features": [], "labels": [], "severity": [], "group": [], "kind": [], "change_db": [], "change_peak": []}
@@ -152,28 +156,31 @@ def _make_chunk(args) -> int:
     return index
 
 
-_PHOTOS: dict[str, list] = {}
+_PHOTOS: dict[tuple, list] = {}
 
 
-def _photos_cached(folder: str) -> list[tuple[str, np.ndarray]]:
-    if folder not in _PHOTOS:
-        _PHOTOS[folder] = load_photos(Path(folder))
-    return _PHOTOS[folder]
+def _photos_cached(folder: str, exclude: str | None) -> list[tuple[str, np.ndarray]]:
+    if (folder, exclude) not in _PHOTOS:
+        _PHOTOS[folder, exclude] = load_photos(Path(folder), None if exclude is None else Path(exclude))
+    return _PHOTOS[folder, exclude]
 
 
-def build_cache(folder: Path, photos: Path, backbone: str, settings: CacheSettings, workers: int = 2) -> None:
+def build_cache(folder: Path, photos: Path, backbone: str, settings: CacheSettings, workers: int = 2,
+                exclude: Path | None = None) -> None:
     """Compute every missing chunk of the feature cache (resumable; seeded per chunk)."""
     folder.mkdir(parents=True, exist_ok=True)
     # the sample count may grow between runs (more chunks); everything else fixes the samples
     fixed = {k: v for k, v in settings.__dict__.items() if k != "samples"} | {"crop": list(settings.crop)}
     meta = {"photos": str(photos), "backbone": backbone, "settings": fixed}
+    if exclude is not None:
+        meta["exclude"] = str(exclude)
     meta_file = folder / "cache.json"
     if meta_file.exists() and json.loads(meta_file.read_text()) != meta:
         raise SystemExit(f"{folder} holds a cache built with other settings ({meta_file}); use another folder")
     meta_file.write_text(json.dumps(meta, indent=2))
     todo = [i for i in range(math.ceil(settings.samples / settings.chunk)) if not _chunk_path(folder, i).exists()]
     began = time.time()
-    args = [(folder, str(photos), backbone, settings, i) for i in todo]
+    args = [(folder, str(photos), None if exclude is None else str(exclude), backbone, settings, i) for i in todo]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for done, index in enumerate(pool.map(_make_chunk, args), 1):
             rate = done * settings.chunk / (time.time() - began)
