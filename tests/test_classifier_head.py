@@ -272,6 +272,7 @@ def test_head_training_is_resumable_and_writes_a_calibrated_checkpoint(tmp_path)
     assert {"ece_before", "ece_after", "samples"} <= set(config["calibration"])
     classifier = DegradationClassifier.from_pretrained(out)
     assert classifier.thresholds == config["thresholds"] and classifier.absent_levels == config["absent_levels"]
+    assert classifier.clean_level == config["clean_level"] is not None
     original = DegradationClassifier.from_pretrained(backbone)
     image = torch.rand(1, 3, 80, 90)
     assert torch.allclose(classifier.classify(image).embedding, original.classify(image).embedding)  # backbone untouched
@@ -311,3 +312,18 @@ def test_held_out_photos_are_left_out_of_the_training_photos(tmp_path):
         Image.fromarray(pixels).save(photos / name)
     Image.fromarray(pixels).save(held / "a/two.png")
     assert [name for name, _ in H.load_photos(photos, exclude=held)] == ["a/one.png"]
+
+
+def test_a_low_clean_probability_keeps_an_image_from_being_called_clean():
+    levels = {d: 0.9 for d in LABELS[1:]}
+    probabilities = {"clean": 0.03, "haze": 0.7}  # haze under its absent level 0.8, clean improbable
+    absent = dict.fromkeys(LABELS[1:], 0.8)
+    plain = _classification(probabilities, levels)
+    plain = Classification(plain.probabilities, plain.severity, plain.embedding, thresholds=levels, absent_levels=absent)
+    assert plain.labels == ["clean"]  # without a clean level
+    doubted = Classification(plain.probabilities, plain.severity, plain.embedding, thresholds=levels,
+                             absent_levels=absent, clean_level=0.05)
+    assert doubted.doubts_clean and doubted.labels == ["haze"] and doubted.uncertain == ["haze"]
+    sure = Classification({**plain.probabilities, "clean": 0.2}, plain.severity, plain.embedding, thresholds=levels,
+                          absent_levels=absent, clean_level=0.05)
+    assert sure.labels == ["clean"]

@@ -163,6 +163,24 @@ def test_the_planner_plans_at_each_label_s_own_threshold():
     assert calibrated.plan(clean, calibrated.classifier.classify(clean)).candidates == ["noise"]
 
 
+class DoubtingMeasuringClassifier(MeasuringClassifier):
+    """The same measurements, with a calibrated clean level that this photo's clean probability misses."""
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        result = super().classify(image)
+        return Classification(result.probabilities, result.severity, result.embedding, backend="measuring",
+                              clean_level=result.probabilities["clean"] + 0.01)
+
+
+def test_the_planner_plans_for_an_uncertain_label_only_when_the_image_is_not_clean_either():
+    clean = image_to_tensor(_clean())  # noise at about 0.32: uncertain (absent level 0.25, threshold 0.5)
+    pool, preferences = _real("ffdnet-color"), {"noise": ("ffdnet-color",)}
+    doubting = Planner(DoubtingMeasuringClassifier(), pool, preferences, PlannerSettings(refine=None))
+    assert doubting.plan(clean, doubting.classifier.classify(clean)).candidates == ["noise"]
+    plain = Planner(MeasuringClassifier(), pool, preferences, PlannerSettings(refine=None))
+    assert plain.plan(clean, plain.classifier.classify(clean)).candidates == []
+
+
 def test_a_step_that_only_harms_leaves_the_image_as_it_was():
     adaptive = _planner({"harmful": Harmful()}, {"noise": ("harmful",)})
     noisy = image_to_tensor(degrade.noise(_clean(), np.random.default_rng(0), sigma=25).image)

@@ -96,6 +96,7 @@ def test_the_shipped_classifier_decides_with_calibrated_levels_from_its_checkpoi
     classifier = create_classifier("degnet", DEFAULT_CLASSIFIER, "cpu")
     config = classifier.info
     assert config.head is not None and set(config.thresholds) == set(config.absent_levels) == set(LABELS[1:])
+    assert classifier.clean_level == config.clean_level is not None
     assert classifier.thresholds == config.thresholds and config.calibration["ece_after"] < config.calibration["ece_before"]
 
 

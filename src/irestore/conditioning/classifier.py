@@ -54,6 +54,7 @@ class ClassifierInfo:
     head: DegHeadConfig | None = None
     thresholds: dict[str, float] | None = None  # per label, chosen on held-out data (head only)
     absent_levels: dict[str, float] | None = None  # per label: below it the label is confidently absent
+    clean_level: float | None = None  # p(clean) under which the image is not clean either
     calibration: dict = field(default_factory=dict)  # how the head was calibrated, and its measured ECE
 
     def to_dict(self) -> dict:
@@ -70,6 +71,7 @@ class ClassifierInfo:
             data["head"] = self.head.to_dict()
             data["thresholds"] = self.thresholds
             data["absent_levels"] = self.absent_levels
+            data["clean_level"] = self.clean_level
             data["calibration"] = self.calibration
         return data
 
@@ -89,6 +91,7 @@ class ClassifierInfo:
                 head=DegHeadConfig.from_dict(data["head"]) if data.get("head") else None,
                 thresholds=_thresholds(data.get("thresholds")),
                 absent_levels=_thresholds(data.get("absent_levels")),
+                clean_level=None if data.get("clean_level") is None else float(data["clean_level"]),
                 calibration=data.get("calibration", {}),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -179,6 +182,7 @@ class Classification:
     backend: str = "degnet"
     thresholds: dict[str, float] | None = None  # per label; ``threshold`` for labels not in it
     absent_levels: dict[str, float] | None = None  # per label; half the threshold for labels not in it
+    clean_level: float | None = None  # the head's own p(clean) must reach it for "clean"; None: not used
 
     def threshold_of(self, label: str) -> float:
         return (self.thresholds or {}).get(label, self.threshold)
@@ -201,18 +205,29 @@ class Classification:
     @property
     def uncertain(self) -> list[str]:
         """Degradations not found but not confidently absent either: at or above their absent level
-        (calibrated so that few clean photos reach it; half the threshold by default)."""
-        return sorted(
+        (calibrated so that few clean photos reach it; half the threshold by default). When none
+        is, but the classifier's own clean probability is under its calibrated clean level, the
+        most probable degradation: the image is not clean by either measure."""
+        band = sorted(
             (d for d in DEGRADATIONS if self.absent_level(d) <= self.probabilities.get(d, 0.0) < self.threshold_of(d)),
             key=lambda d: -self.probabilities[d],
         )
+        if band or self.found or not self.doubts_clean:
+            return band
+        return [max(DEGRADATIONS, key=lambda d: self.probabilities.get(d, 0.0))]
+
+    @property
+    def doubts_clean(self) -> bool:
+        """The clean probability is under the calibrated clean level."""
+        return self.clean_level is not None and self.probabilities.get("clean", 1.0) < self.clean_level
 
     @property
     def labels(self) -> list[str]:
         """The decision: the degradations found; when none is found but one is uncertain, the most
         probable of those (a photo is called clean only when every degradation is confidently
-        absent: a missed degradation costs the user more than a step the planner rolls back);
-        ``["clean"]`` otherwise."""
+        absent and, with a calibrated clean level, its clean probability reaches that level: a
+        missed degradation costs the user more than a step the planner rolls back); ``["clean"]``
+        otherwise."""
         return self.found or self.uncertain[:1] or ["clean"]
 
     @property
@@ -235,6 +250,7 @@ class Classification:
             "threshold": self.threshold,
             "thresholds": {d: round(self.threshold_of(d), 4) for d in DEGRADATIONS},
             "absent_levels": {d: round(self.absent_level(d), 4) for d in DEGRADATIONS},
+            "clean_level": self.clean_level,
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "severity": {k: round(v, 4) for k, v in self.severity.items()},
             "severity_values": {k: round(v, 4) for k, v in self.severities.items()},
@@ -320,6 +336,7 @@ class DegradationClassifier:
         calibrated = threshold is None and network.head is not None
         self.thresholds = info.thresholds if calibrated else None
         self.absent_levels = info.absent_levels if calibrated else None
+        self.clean_level = info.clean_level if calibrated else None
         self.fingerprint = fingerprint
 
     @classmethod
@@ -358,6 +375,7 @@ class DegradationClassifier:
             backend=self.backend,
             thresholds=self.thresholds,
             absent_levels=self.absent_levels,
+            clean_level=self.clean_level,
         )
 
     @torch.inference_mode()

@@ -17,6 +17,7 @@ of the camera pipeline), each with the label's preferred member.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -191,12 +192,14 @@ class Planner:
 
     # -- planning --------------------------------------------------------------------------
 
-    def candidates(self, probabilities: dict[str, float], thresholds: dict[str, float], intent: Intent) -> list[str]:
-        """Labels to plan steps for: those detected (each at its threshold) and those the prompt
-        names. A degradation the classifier names only as uncertain is not planned for on its own:
-        the planner judges steps by the same classifier, which would accept a denoiser on a clean
-        photo because the noise it barely saw is gone afterwards."""
-        found = {d for d in DEGRADATIONS if probabilities.get(d, 0.0) >= thresholds[d]}
+    def candidates(self, probabilities: dict[str, float], thresholds: dict[str, float], intent: Intent,
+                   also: Iterable[str] = ()) -> list[str]:
+        """Labels to plan steps for: those detected (each at its threshold), ``also``, and those the
+        prompt names. A degradation the classifier names only as uncertain is planned for only when
+        its clean probability says the image is not clean either (``also``): otherwise the planner,
+        judging steps by the same classifier, would accept a denoiser on a clean photo because the
+        noise it barely saw is gone afterwards."""
+        found = {d for d in DEGRADATIONS if probabilities.get(d, 0.0) >= thresholds[d]} | (set(also) & set(DEGRADATIONS))
         wanted = set(intent.force | intent.add)
         labels = wanted if intent.only else found | wanted
         return [label for label in FIXED_ORDER if label in labels - intent.forbid and self.members_for(label)]
@@ -205,7 +208,8 @@ class Planner:
     def plan(self, image: Tensor, classification: Classification, intent: Intent = Intent(),
              prompt: str = "", mode: str = "auto") -> Plan:
         started = time.perf_counter()
-        candidates = self.candidates(classification.probabilities, self._thresholds(classification), intent)
+        doubted = classification.uncertain[:1] if classification.doubts_clean and self.settings.candidate_threshold is None else []
+        candidates = self.candidates(classification.probabilities, self._thresholds(classification), intent, doubted)
         plan = Plan(mode, [], list(classification.labels), candidates, intent.to_dict())
         if mode not in MODES:
             raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")

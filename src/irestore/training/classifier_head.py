@@ -305,6 +305,17 @@ def choose_levels(probabilities: np.ndarray, labels: np.ndarray, clean_budget: f
     return thresholds, absent
 
 
+def choose_clean_level(probabilities: np.ndarray, labels: np.ndarray, clean_budget: float = 0.2) -> float:
+    """The clean probability that half the budget (10 % by default) of the held-out clean
+    samples fall under: an image under it is not called clean even when every degradation is
+    under its absent level (heavily hazed photos, whose haze probability clean landscapes share,
+    still get a low clean probability)."""
+    clean = labels[:, 0] == 1
+    if not clean.any():
+        return 0.0
+    return round(float(np.quantile(probabilities[clean, 0], clean_budget / 2)), 4)
+
+
 def calibrate(head: DegHead, data: dict[str, np.ndarray], clean_budget: float = 0.2) -> dict:
     """Fit Platt scaling into ``head`` on the calibrate group; return the ECEs before and after
     and the decision levels (thresholds, absent levels)."""
@@ -328,6 +339,7 @@ def calibrate(head: DegHead, data: dict[str, np.ndarray], clean_budget: float = 
         "ece_after": round(expected_calibration_error(calibrated, y.numpy()), 4),
         "clean_budget": clean_budget,
         "levels": choose_levels(calibrated, y.numpy(), clean_budget),
+        "clean_level": choose_clean_level(calibrated, y.numpy(), clean_budget),
     }
 
 
@@ -344,6 +356,7 @@ def train_head(cache: Path | Sequence[Path], backbone: str, out: Path, config: D
     head = fit_head(data, config, epochs)
     report = calibrate(head, data)
     thresholds, absent = report.pop("levels")
+    clean_level = report.pop("clean_level")
     network.head = head
     meta = [json.loads((folder / "cache.json").read_text()) for folder in caches]
     training = {
@@ -352,7 +365,7 @@ def train_head(cache: Path | Sequence[Path], backbone: str, out: Path, config: D
         "backbone": {"name": backbone, "training": info.training},
     }
     new_info = ClassifierInfo(network=info.network, name=out.name, training=training, head=config,
-                              thresholds=thresholds, absent_levels=absent, calibration=report)
+                              thresholds=thresholds, absent_levels=absent, clean_level=clean_level, calibration=report)
     folder = save_classifier(out, network, new_info)
-    print(json.dumps({"calibration": report, "thresholds": thresholds, "absent_levels": absent}, indent=2))
+    print(json.dumps({"calibration": report, "thresholds": thresholds, "absent_levels": absent, "clean_level": clean_level}, indent=2))
     return folder
