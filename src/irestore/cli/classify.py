@@ -83,8 +83,10 @@ def _row(path: Path, relative: str, result: Classification | None, error: str | 
 
 def _label_text(row: dict, label: str) -> str:
     """``motion blur (0.62)``; a label below its threshold (named because the image is not
-    confidently clean) says so: ``motion blur (0.31, uncertain)``."""
-    note = ", uncertain" if label != "clean" and label not in row["found"] else ""
+    confidently clean) says so: ``motion blur (0.31, uncertain)``; ``clean`` alone."""
+    if label == "clean":  # decided from the degradations' absence, not from one probability
+        return PRETTY[label]
+    note = "" if label in row["found"] else ", uncertain"
     return f"{PRETTY[label]} ({row['probabilities'][label]:.2f}{note})"
 
 
