@@ -89,7 +89,7 @@ def rain(image, rng):
 
 
 def haze(image, rng):
-    h, w = image.shape[:2]
+    h = image.shape[0]
     far = float(rng.uniform(0.35, 0.75))
     ramp = np.linspace(0, 1, h, dtype=np.float32)[::-1, None, None]  # 1 at the top
     transmission = 1 - (1 - far) * (0.3 + 0.7 * ramp)

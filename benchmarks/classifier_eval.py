@@ -28,11 +28,11 @@ import json
 import time
 from pathlib import Path
 
+import alt_synthesis
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-import alt_synthesis
 from irestore.conditioning.classifier import create_classifier
 from irestore.degrade import degrade, mix
 from irestore.io import ImageError, image_to_tensor, list_images, read_image
@@ -86,12 +86,10 @@ def samples(photos: list[np.ndarray], per_type: int, crop: int, seed: int, synth
     """(name, degraded image, true multi-hot labels, true severities) per sample, seeded: the
     single types first (name = type), then the mixtures (name = "a+b")."""
     rng = np.random.default_rng(seed)
-    index = 0
     jobs = [(kind, kind) for kind in TYPES for _ in range(per_type)]
     jobs += [("+".join(p), p) for p in pairs() for _ in range(mixtures)]
-    for name, what in jobs:
+    for index, (name, what) in enumerate(jobs):
         clean = random_crop(photos[index % len(photos)], crop, rng)
-        index += 1
         image, params = _single(clean, what, synthesis, rng) if isinstance(what, str) else _pair(clean, what, synthesis, rng)
         labels, severity, _ = targets_from_params(params)
         yield name, image, labels, severity

@@ -34,9 +34,9 @@ from torch import Tensor
 
 from irestore import __version__
 from irestore.checkpoint import CheckpointError, load_weights_strict, read_config, weights_file, write_checkpoint_folder
+from irestore.conditioning.measures import NUM_MEASURES, measure
 from irestore.devices import resolve_device
 from irestore.labels import LABELS, severity_value
-from irestore.conditioning.measures import NUM_MEASURES, measure
 from irestore.models.degnet import ClassifierOutput, DegHead, DegHeadConfig, DegNet, DegNetConfig
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 

@@ -21,6 +21,7 @@ costs the same as a small one.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import torch
@@ -85,8 +86,8 @@ def _band_means(height: int, width: int) -> Tensor:
     radius, angle = (torch.sqrt(fy**2 + fx**2)).flatten(), (torch.atan2(fy, fx) % math.pi).flatten()
     edges = torch.logspace(math.log10(1 / 128), math.log10(0.5), SPECTRUM_BANDS + 2)
     fine = torch.linspace(0.1, 0.5, FINE_BANDS + 1)
-    masks = [(radius >= lo) & (radius < hi) for lo, hi in zip(edges[:-1], edges[1:])]
-    masks += [(radius >= lo) & (radius < hi) for lo, hi in zip(fine[:-1], fine[1:])]
+    masks = [(radius >= lo) & (radius < hi) for lo, hi in itertools.pairwise(edges.tolist())]
+    masks += [(radius >= lo) & (radius < hi) for lo, hi in itertools.pairwise(fine.tolist())]
     mid = (radius >= 0.06) & (radius < 0.35)
     step = math.pi / SECTORS
     masks += [mid & (angle >= k * step) & (angle < (k + 1) * step) for k in range(SECTORS)]

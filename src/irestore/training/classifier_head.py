@@ -360,7 +360,7 @@ def train_head(cache: Path | Sequence[Path], backbone: str, out: Path, config: D
     network.head = head
     meta = [json.loads((folder / "cache.json").read_text()) for folder in caches]
     training = {
-        "head": {"samples": int(len(data["labels"])), "fit_samples": int((data["group"] == "fit").sum()),
+        "head": {"samples": len(data["labels"]), "fit_samples": int((data["group"] == "fit").sum()),
                  "epochs": epochs, "cache": meta, "seconds": round(time.time() - began, 1)},
         "backbone": {"name": backbone, "training": info.training},
     }
