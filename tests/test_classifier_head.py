@@ -327,3 +327,23 @@ def test_a_low_clean_probability_keeps_an_image_from_being_called_clean():
     sure = Classification({**plain.probabilities, "clean": 0.2}, plain.severity, plain.embedding, thresholds=levels,
                           absent_levels=absent, clean_level=0.05)
     assert sure.labels == ["clean"]
+
+
+def test_the_judge_is_degnet_alone_and_the_planner_judges_with_it(tmp_path):
+    from irestore.conditioning.classifier import view_batches
+    from irestore.plan import Planner, PlannerSettings
+
+    path = headed_checkpoint(tmp_path / "c", {"clean": 0.2, "noise": 0.9}, {d: 0.5 for d in LABELS[1:]})
+    classifier = DegradationClassifier.from_pretrained(path)
+    image = torch.rand(1, 3, 300, 400)
+    with torch.no_grad():
+        views = [classifier.network.float()(v) for v in view_batches(image)]
+    per_view = torch.cat([torch.sigmoid(o.logits) for o in views]).mean(0)
+    judged = classifier.judge(image)
+    assert judged.probabilities["noise"] == pytest.approx(float(per_view[LABELS.index("noise")]), abs=1e-5)
+    assert judged.thresholds is None and judged.clean_level is None
+    assert classifier.classify(image).probabilities["noise"] == pytest.approx(0.9, abs=1e-4)  # the head
+    planner = Planner(classifier, {}, {}, PlannerSettings(refine=None))
+    assert planner.classifier_score(image) == pytest.approx(sum(float(per_view[i]) for i in range(1, len(LABELS))), abs=1e-4)
+    v1, _ = random_checkpoint(tmp_path / "v1")
+    assert DegradationClassifier.from_pretrained(v1).judge is None

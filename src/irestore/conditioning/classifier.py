@@ -357,26 +357,37 @@ class DegradationClassifier:
         return self.info.network.embed_dim
 
     @torch.inference_mode()
-    def classify(self, image: Tensor) -> Classification:
+    def classify(self, image: Tensor, head: bool = True) -> Classification:
+        """The classification of a 1x3xHxW image; ``head=False`` decides from DegNet's per-view
+        probabilities alone (mean over views, one threshold), as a format-1 checkpoint does."""
         outputs, features = self.evidence(image)
         # the embedding a restorer is conditioned on comes from native-resolution tiles only:
         # restorer training embeds native crops, and a downscaled view looks less degraded
         embedding = F.normalize(outputs[0].embedding.mean(0, keepdim=True), dim=-1).cpu()
-        if self.network.head is None:
-            probabilities, severity = self._mean_over_views(outputs)
-        else:
+        calibrated = self.network.head is not None and head
+        if calibrated:
             logits, severity = self.network.head(features)
             probabilities, severity = torch.sigmoid(logits[0]), severity[0]
+        else:
+            probabilities, severity = self._mean_over_views(outputs)
         return Classification(
             probabilities={label: float(probabilities[i]) for i, label in enumerate(LABELS)},
             severity={label: float(severity[i]) for i, label in enumerate(LABELS) if label != "clean"},
             embedding=embedding,
             threshold=self.threshold,
             backend=self.backend,
-            thresholds=self.thresholds,
-            absent_levels=self.absent_levels,
-            clean_level=self.clean_level,
+            thresholds=self.thresholds if calibrated else None,
+            absent_levels=self.absent_levels if calibrated else None,
+            clean_level=self.clean_level if calibrated else None,
         )
+
+    @property
+    def judge(self):
+        """For a checkpoint with a head: DegNet's per-view decision (``classify(head=False)``),
+        which the planner judges restored images with; None without a head."""
+        if self.network.head is None:
+            return None
+        return lambda image: self.classify(image, head=False)
 
     @torch.inference_mode()
     def evidence(self, image: Tensor) -> tuple[list[ClassifierOutput], Tensor]:

@@ -181,10 +181,25 @@ class Planner:
         probabilities; 0 = the classifier sees nothing wrong) and the mean probability per label."""
         means = dict.fromkeys(DEGRADATIONS, 0.0)
         for view in views:
-            probabilities = self.classifier.classify(view).probabilities
+            probabilities = self._judge(view).probabilities
             for d in DEGRADATIONS:
                 means[d] += probabilities[d] / len(views)
         return _remaining(means), means
+
+    def _judge(self, image: Tensor) -> Classification:
+        """How degraded a (restored) image still looks. A classifier with a ``judge`` (the shipped
+        DegNet: its per-view probabilities without the calibrated image-level head) judges with
+        it: the head, trained on degraded photos, also reads a restorer's own artefacts as
+        degradation and would roll back steps that clearly help (measured in the README)."""
+        judge = getattr(self.classifier, "judge", None)
+        return judge(image) if judge is not None else self.classifier.classify(image)
+
+    def _judge_thresholds(self, classification: Classification) -> dict[str, float]:
+        """Thresholds for what the judge sees after a step: its own when it is not the classifier."""
+        if getattr(self.classifier, "judge", None) is None:
+            return self._thresholds(classification)
+        threshold = self.settings.candidate_threshold
+        return dict.fromkeys(DEGRADATIONS, 0.5 if threshold is None else threshold)
 
     def _thresholds(self, classification: Classification) -> dict[str, float]:
         threshold = self.settings.candidate_threshold
@@ -255,7 +270,7 @@ class Planner:
     def _open(self, state: _State, plan: Plan, classification: Classification, intent: Intent) -> list[str]:
         """Labels still to try after ``state``: the plan's candidates, and what the classifier now sees in
         the state's views (haze under heavy noise often shows only once the noise is gone)."""
-        seen = self.candidates(state.probabilities, self._thresholds(classification), intent)
+        seen = self.candidates(state.probabilities, self._judge_thresholds(classification), intent)
         for label in seen:
             if label not in plan.candidates:
                 plan.candidates.append(label)
@@ -387,7 +402,7 @@ class Planner:
         return [m for m in self.members_for(step.label) if m in helped and m != step.method]
 
     def classifier_score(self, image: Tensor) -> float:
-        return _remaining(self.classifier.classify(image).probabilities)
+        return _remaining(self._judge(image).probabilities)
 
 
 def _remaining(probabilities: dict[str, float]) -> float:
