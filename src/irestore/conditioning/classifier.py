@@ -140,12 +140,12 @@ def head_features(tile_out: ClassifierOutput, global_out: ClassifierOutput | Non
     """The head's (1, D) input: DegNet's pooled features and logits over the native tiles (mean
     and max) and of the global view (the tiles' mean when the image is one tile), then the
     classical measurements. Training computes it with this same function."""
-    tiles = torch.cat([tile_out.pooled.float(), tile_out.logits.float()], 1)
-    whole = tiles.mean(0) if global_out is None else torch.cat([global_out.pooled.float(), global_out.logits.float()], 1)[0]
-    pooled = tile_out.pooled.shape[1]
-    parts = [tiles[:, :pooled].mean(0), tiles[:, :pooled].amax(0), whole[:pooled],
-             tiles[:, pooled:].mean(0), tiles[:, pooled:].amax(0), whole[pooled:], measures.float()]
-    return torch.cat(parts)[None]
+    parts = []
+    for name in ("pooled", "logits"):
+        tiles = getattr(tile_out, name).float()
+        whole = tiles.mean(0) if global_out is None else getattr(global_out, name).float()[0]
+        parts += [tiles.mean(0), tiles.amax(0), whole]
+    return torch.cat([*parts, measures.float()])[None]
 
 
 # -- inference -------------------------------------------------------------------------------
@@ -360,13 +360,13 @@ class DegradationClassifier:
     def classify(self, image: Tensor, head: bool = True) -> Classification:
         """The classification of a 1x3xHxW image; ``head=False`` decides from DegNet's per-view
         probabilities alone (mean over views, one threshold), as a format-1 checkpoint does."""
-        outputs, features = self.evidence(image)
+        views, outputs = self._views(image)
         # the embedding a restorer is conditioned on comes from native-resolution tiles only:
         # restorer training embeds native crops, and a downscaled view looks less degraded
         embedding = F.normalize(outputs[0].embedding.mean(0, keepdim=True), dim=-1).cpu()
         calibrated = self.network.head is not None and head
-        if calibrated:
-            logits, severity = self.network.head(features)
+        if calibrated:  # the measurements are computed only here: the judge and format 1 skip them
+            logits, severity = self.network.head(self._features(views, outputs))
             probabilities, severity = torch.sigmoid(logits[0]), severity[0]
         else:
             probabilities, severity = self._mean_over_views(outputs)
@@ -393,13 +393,19 @@ class DegradationClassifier:
     def evidence(self, image: Tensor) -> tuple[list[ClassifierOutput], Tensor]:
         """DegNet's outputs per view batch (tiles, then the global view if any) and the head's
         (1, D) feature vector: what :meth:`classify` decides from, and what the head is trained on."""
+        views, outputs = self._views(image)
+        return outputs, self._features(views, outputs)
+
+    def _views(self, image: Tensor) -> tuple[list[Tensor], list[ClassifierOutput]]:
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"expected a 1x3xHxW image tensor, got shape {tuple(image.shape)}")
         image = _at_least(image.to(self.device, torch.float32), _MIN_SIDE)
         views = view_batches(image, self.tile, self.max_tiles, self.global_view)
-        outputs = [self.network(v.contiguous(memory_format=torch.channels_last)) for v in views]
-        features = head_features(outputs[0], outputs[1] if len(outputs) > 1 else None, measure(views[0], views[-1]))
-        return outputs, features
+        return views, [self.network(v.contiguous(memory_format=torch.channels_last)) for v in views]
+
+    @staticmethod
+    def _features(views: list[Tensor], outputs: list[ClassifierOutput]) -> Tensor:
+        return head_features(outputs[0], outputs[1] if len(outputs) > 1 else None, measure(views[0], views[-1]))
 
     @staticmethod
     def _mean_over_views(outputs: list[ClassifierOutput]) -> tuple[Tensor, Tensor]:
