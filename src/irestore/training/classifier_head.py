@@ -57,7 +57,9 @@ class CacheSettings:
 
 
 def photo_group(relative: str, calibrate_fraction: float) -> str:
-    """``fit`` or ``calibrate``, stable per photo (a hash of its relative path)."""
+    """``fit`` or ``calibrate``, stable per photo (a hash of its relative path). Deliberately not
+    :func:`irestore.data.scan.holdout_fraction`: the held-out photos were chosen by that number's
+    low end, so the remaining photos would all fall on one side of a split by it."""
     value = int(hashlib.sha256(relative.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "calibrate" if value < calibrate_fraction else "fit"
 
