@@ -28,8 +28,9 @@ from irestore.conditioning.classifier import DEGRADATIONS, Classification, Class
 from irestore.labels import UNDO_ORDER
 from irestore.plan.intent import Intent
 from irestore.plan.proxy import ProxySettings, proxy_views
-from irestore.restorers.base import Condition, MethodSkipped, RestorationMethod, RunSettings
+from irestore.restorers.base import Card, Condition, MethodSkipped, RestorationMethod, RunSettings
 from irestore.restorers.ensemble import SelfEnsemble
+from irestore.restorers.registry import method_info
 
 FIXED_ORDER = UNDO_ORDER  # the order without evaluation: compression, noise, blur, rain, low light, haze, resolution
 
@@ -135,10 +136,6 @@ class _State:
     def tentative(self) -> bool:
         return self.anchor is not None
 
-    @property
-    def done(self) -> set[str]:
-        return {s.label for s in self.steps}
-
 
 class Planner:
     """Plans per image from a classification, a prompt's intent and a pool of members.
@@ -169,10 +166,23 @@ class Planner:
     def members_for(self, label: str) -> tuple[str, ...]:
         return tuple(m for m in self.preferences.get(label, ()) if m in self._pool)
 
+    def card(self, name: str) -> Card:
+        """A member's card, without loading its weights when it has not been used yet."""
+        entry = self._pool[name]
+        return entry.card if isinstance(entry, RestorationMethod) else method_info(name).card
+
+    def covered(self, steps) -> set[str]:
+        """The labels ``steps`` have dealt with: their own, and every label of a one-pass member among
+        them (the blind deblurrer removes motion and defocus blur alike, so it runs once)."""
+        return {s.label for s in steps} | {label for s in steps if self.card(s.method).one_pass for label in self.card(s.method).fixes}
+
     def fixed_steps(self, labels) -> list[PlanStep]:
         """The plan without search: ``labels`` in :data:`FIXED_ORDER`, each with its preferred member."""
-        return [PlanStep(label, self.members_for(label)[0]) for label in FIXED_ORDER
-                if label in labels and self.members_for(label)]
+        steps: list[PlanStep] = []
+        for label in FIXED_ORDER:
+            if label in labels and self.members_for(label) and label not in self.covered(steps):
+                steps.append(PlanStep(label, self.members_for(label)[0]))
+        return steps
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -274,7 +284,7 @@ class Planner:
         for label in seen:
             if label not in plan.candidates:
                 plan.candidates.append(label)
-        return [label for label in FIXED_ORDER if label in {*plan.candidates, *seen} - state.done]
+        return [label for label in FIXED_ORDER if label in {*plan.candidates, *seen} - self.covered(state.steps)]
 
     def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> list[_State]:
         children = []

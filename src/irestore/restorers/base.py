@@ -150,6 +150,7 @@ class Card:
     oracle: bool = False  # is given the ground truth (Condition.reference): an upper bound, not a method
     strengths: tuple[float, float] | None = None  # range of Condition.strength it accepts, if it has a control
     reads: tuple[str, ...] = ()  # labels whose estimated severity it uses (run alone, it classifies the image)
+    one_pass: bool = False  # removes all its labels at once, whichever it is asked for: a plan applies it once
     ensemble_gain: float | None = None  # measured PSNR gain (dB) of its 8-fold self-ensemble, held-out benchmark
     licence: str = "Apache-2.0 (irestore)"
     weights: str = "none"  # where its weights come from
@@ -184,7 +185,7 @@ class Card:
         return {
             "name": self.name, "summary": self.summary, "fixes": {k: list(v) for k, v in self.fixes.items()},
             "blind": self.blind, "parameters": self.parameters, "s_per_mp": self.s_per_mp,
-            "strengths": self.strengths, "changes_size": self.changes_size, "any_input": self.any_input, "generative": self.generative, "ensemble_gain": self.ensemble_gain, "oracle": self.oracle, "licence": self.licence, "weights": self.weights,
+            "strengths": self.strengths, "changes_size": self.changes_size, "any_input": self.any_input, "generative": self.generative, "ensemble_gain": self.ensemble_gain, "oracle": self.oracle, "one_pass": self.one_pass, "licence": self.licence, "weights": self.weights,
         }
 
 

@@ -76,6 +76,12 @@ def _waifu2x(spec: str, device: str, seed: int) -> RestorationMethod:
     return Waifu2xPhoto(device)
 
 
+def _pnp_deblur(spec: str, device: str, seed: int) -> RestorationMethod:
+    from irestore.restorers.pnp_deblur import BlindDeblur
+
+    return BlindDeblur(device)
+
+
 def _realesrgan(spec: str, device: str, seed: int) -> RestorationMethod:
     from irestore.restorers.realesrgan import RealESRGAN
 
@@ -121,6 +127,7 @@ for _info in (
     MethodInfo("gamma", _card("exposure", "GammaCorrection"), _simple("exposure", "GammaCorrection")),
     MethodInfo("wiener", _card("deconvolution", "Wiener"), _simple("deconvolution", "Wiener")),
     MethodInfo("rl", _card("deconvolution", "RichardsonLucy"), _simple("deconvolution", "RichardsonLucy")),
+    MethodInfo("pnp-deblur", _card("pnp_deblur", "BlindDeblur"), _pnp_deblur),
     MethodInfo("bicubic", _card("resample", "Bicubic"), _simple("resample", "Bicubic")),
     MethodInfo("waifu2x-photo", _card("waifu2x", "Waifu2xPhoto"), _waifu2x),
     MethodInfo("realesrgan-x4plus", _card("realesrgan", "X4PLUS_CARD"), _realesrgan),
