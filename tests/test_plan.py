@@ -240,6 +240,43 @@ def test_fixed_mode_follows_the_camera_reverse_order_without_evaluating():
     assert result.plan.evaluations == [] and all(entry["kept"] for entry in result.run)
 
 
+class BlurSeeingClassifier(MeasuringClassifier):
+    """Sees motion and defocus blur alike in any image darker than mid-grey (a stand-in measure the
+    members below change)."""
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        blurred = _sigmoid((0.5 - float(image.mean())) / 0.02)
+        probabilities = dict.fromkeys(LABELS, 0.0) | {"motion_blur": blurred, "defocus_blur": blurred}
+        probabilities["clean"] = math.prod(1 - probabilities[d] for d in DEGRADATIONS)
+        return Classification(probabilities, {d: 0.0 for d in DEGRADATIONS}, torch.zeros(1, 8), backend="measuring")
+
+
+class Unblur(ArrayMethod):
+    """Fixes both blur labels in one go (as the blind deblurrer does), whichever it is asked for."""
+
+    card = Card("unblur", "a one-pass stand-in", fixes={"motion_blur": (0, 50), "defocus_blur": (0, 10)}, s_per_mp=0.0, one_pass=True)
+
+    def restore_array(self, image, condition):
+        return np.clip(image + 0.3, 0, 1).astype(np.float32)
+
+
+class UnblurTwice(Unblur):
+    card = Card("unblur-twice", "the same, not declared one-pass", fixes=Unblur.card.fixes, s_per_mp=0.0)
+
+
+@pytest.mark.parametrize("member,one_pass", [(Unblur, True), (UnblurTwice, False)])
+def test_a_one_pass_member_runs_once_for_all_its_labels(member, one_pass):
+    name = member.card.name
+    preferences = {"motion_blur": (name,), "defocus_blur": (name,)}
+    planner = Planner(BlurSeeingClassifier(), {name: member()}, preferences, PlannerSettings(refine=None))
+    assert len(planner.fixed_steps({"motion_blur", "defocus_blur"})) == (1 if one_pass else 2)
+    dim = image_to_tensor((_clean() * 0.5).astype(np.float32))
+    result = AdaptiveRestorer(planner, "auto").restore_planned(dim)
+    assert len(result.plan.steps) == (1 if one_pass else 2)
+    tried_after_it = [e for e in result.plan.evaluations if e.after]
+    assert (tried_after_it == []) == one_pass
+
+
 def test_explicit_plans_are_parsed_and_checked():
     assert explicit_plan("jpeg:dcp, noise:ffdnet-color", {"dcp", "ffdnet-color"}) == [PlanStep("jpeg", "dcp"), PlanStep("noise", "ffdnet-color")]
     for bad, message in (("noise", "LABEL:METHOD"), ("sharpen:dcp", "unknown label"), ("noise:magic", "unknown method"), ("", "empty plan")):

@@ -12,9 +12,9 @@ from skimage import data, restoration
 from irestore import degrade as D
 from irestore.restorers import Condition, create_restorer, method_info
 from irestore.restorers.base import MethodSkipped
-from irestore.restorers.blind_kernel import estimate_kernel, psf_to_otf, smooth_wrap
+from irestore.restorers.blind_kernel import estimate_kernel, fit_defocus, psf_to_otf, smooth_wrap
 from irestore.restorers.deconvolution import WIENER_NSR, per_channel
-from irestore.restorers.pnp_deblur import hqs_deconvolve, kernel_support, tiled
+from irestore.restorers.pnp_deblur import LENS_FLOOR, FREE_FLOOR, blur_kernel, hqs_deconvolve, kernel_support, tiled
 
 torch.set_num_threads(1)
 
@@ -84,6 +84,32 @@ def test_kernel_is_recovered_from_a_blurred_photo(kind):
     assert estimate.shape == (21, 21) and abs(estimate.sum() - 1) < 1e-5 and estimate.min() >= 0
     assert best_correlation(estimate, truth) >= 0.8
     assert best_correlation(estimate, line_kernel(13, 120.0)) < 0.6  # a wrong direction scores low
+
+
+@pytest.mark.parametrize("name,family,value", [("astronaut", "disk", 2.5), ("coffee", "disk", 6.0),
+                                                ("chelsea", "gaussian", 1.5), ("astronaut", "gaussian", 3.0)])
+def test_the_lens_blur_is_read_from_the_power_spectrum(name, family, value):
+    sharp = photo(name, side=384)
+    kernel = D.disk_kernel(value) if family == "disk" else D.gaussian_kernel(value)
+    fit = fit_defocus(cv2.cvtColor(D.quantize(D.convolve(sharp, kernel)), cv2.COLOR_RGB2GRAY))
+    assert fit.family == family
+    assert abs(fit.value - value) <= 0.1 * value + 0.2
+    assert best_correlation(fit.kernel(), kernel) > 0.97
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
+def test_a_sharp_photo_shows_no_lens_blur(name):
+    fit = fit_defocus(cv2.cvtColor(photo(name, side=384), cv2.COLOR_RGB2GRAY))
+    assert not fit.blurred, fit
+
+
+def test_the_kernel_model_follows_the_label():
+    blurred = D.quantize(D.convolve(photo(side=256, top=60, left=150), D.disk_kernel(3.0)))
+    lens, lens_floor = blur_kernel(blurred, Condition(("defocus_blur",)))
+    free, free_floor = blur_kernel(blurred, Condition(("motion_blur",), {"motion_blur": 9.0}))
+    assert lens_floor == LENS_FLOOR and free_floor == FREE_FLOOR
+    assert lens.shape == D.disk_kernel(3.0).shape  # the parametric disk itself
+    assert free.shape == (kernel_support(Condition(("motion_blur",), {"motion_blur": 9.0}), 256, 256),) * 2
 
 
 def test_hqs_with_the_true_kernel_beats_wiener_and_leaves_no_border_stripes(ffdnet):

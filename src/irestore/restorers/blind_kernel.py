@@ -233,6 +233,7 @@ SPECTRUM_BAND = (0.01, 0.45)  # cycles/px fitted: below, the picture's own layou
 SPECTRUM_FLOOR = 1e-4  # the transfer function's floor in the model (noise, 8-bit rounding)
 DISK_RADII = np.arange(0.5, 12.01, 0.1)
 GAUSSIAN_SIGMAS = np.arange(0.3, 5.01, 0.05)
+MIN_BLUR = {"disk": 0.9, "gaussian": 0.6}  # below these the fit describes a sharp photo (px)
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,11 @@ class DefocusFit:
     family: str  # "disk", "gaussian" or "none"
     value: float  # disk radius or Gaussian sigma (px); 0 for "none"
     residual: float  # mean squared log-power misfit
+
+    @property
+    def blurred(self) -> bool:
+        """Whether the fit found a blur worth undoing (a 0.5 px disk is a sharp photo's own softness)."""
+        return self.value >= MIN_BLUR[self.family] if self.family in MIN_BLUR else False
 
     def kernel(self) -> np.ndarray:
         from irestore.degrade import disk_kernel, gaussian_kernel
