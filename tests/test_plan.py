@@ -277,6 +277,36 @@ def test_a_one_pass_member_runs_once_for_all_its_labels(member, one_pass):
     assert (tried_after_it == []) == one_pass
 
 
+class Recording(Unblur):
+    """Records what the planner hands it: estimate() sees the whole image, restore() each view."""
+
+    card = Card("recording", "a stand-in that records its calls", fixes={"motion_blur": (0, 50)}, s_per_mp=0.0)
+
+    def __init__(self):
+        self.estimated, self.seen = [], []
+
+    def estimate(self, image, condition):
+        self.estimated.append(tuple(image.shape[-2:]))
+        return {"width": image.shape[-1]}
+
+    def restore_array(self, image, condition):
+        self.seen.append((condition.estimate, condition.view_scale, image.shape[1]))
+        return super().restore_array(image, condition)
+
+
+def test_members_restore_the_proxy_views_with_what_they_read_from_the_whole_image():
+    member = Recording()
+    planner = Planner(BlurSeeingClassifier(), {"recording": member}, {"motion_blur": ("recording",)}, PlannerSettings(refine=None))
+    image = image_to_tensor((np.tile(_clean(), (3, 3, 1)) * 0.5).astype(np.float32))
+    width = image.shape[-1]
+    assert width > 192  # so the proxy has a downscaled view and native crops
+    planner.plan(image, planner.classifier.classify(image))
+    assert member.estimated == [tuple(image.shape[-2:])]  # once, on the whole image
+    estimates, scales, widths = zip(*member.seen[:3])
+    assert all(e == {"width": width} for e in estimates)
+    assert scales[0] == pytest.approx(widths[0] / width) and scales[1:] == (1.0, 1.0)  # the downscaled view, then native crops
+
+
 def test_explicit_plans_are_parsed_and_checked():
     assert explicit_plan("jpeg:dcp, noise:ffdnet-color", {"dcp", "ffdnet-color"}) == [PlanStep("jpeg", "dcp"), PlanStep("noise", "ffdnet-color")]
     for bad, message in (("noise", "LABEL:METHOD"), ("sharpen:dcp", "unknown label"), ("noise:magic", "unknown method"), ("", "empty plan")):

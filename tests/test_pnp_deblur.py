@@ -112,6 +112,15 @@ def test_the_kernel_model_follows_the_label():
     assert free.shape == (kernel_support(Condition(("motion_blur",), {"motion_blur": 9.0}), 256, 256),) * 2
 
 
+def test_a_gaussian_softness_is_not_deconvolved_as_a_lens_blur():
+    """An upscaled low-resolution photo fits a Gaussian, and deconvolving it only sharpens its aliasing."""
+    sharp = photo("coffee", side=384)
+    small = cv2.resize(sharp, (128, 128), interpolation=cv2.INTER_AREA)
+    upscaled = D.quantize(cv2.resize(small, (384, 384), interpolation=cv2.INTER_CUBIC))
+    with pytest.raises(MethodSkipped, match="Gaussian-like"):
+        blur_kernel(upscaled, Condition(("defocus_blur",)))
+
+
 def test_hqs_with_the_true_kernel_beats_wiener_and_leaves_no_border_stripes(ffdnet):
     """A real (non-circular) blur: the masked data step keeps the borders as good as the centre."""
     sharp = photo(side=192, top=40, left=160)

@@ -46,3 +46,10 @@ def _detail(crop: Tensor) -> Tensor:
     grey = crop.mean(1, keepdim=True)
     kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=grey.dtype, device=grey.device)
     return F.conv2d(grey, kernel[None, None]).abs().mean()
+
+
+def view_scales(image: Tensor, views: list[Tensor]) -> list[float]:
+    """Each view's pixel size relative to the image: the downscaled view's factor, 1 for native crops."""
+    if len(views) == 1:
+        return [1.0]
+    return [views[0].shape[-1] / image.shape[-1]] + [1.0] * (len(views) - 1)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ from irestore.conditioning.captioners import degradation_caption
 from irestore.conditioning.classifier import DEGRADATIONS, Classification, Classifier
 from irestore.labels import UNDO_ORDER
 from irestore.plan.intent import Intent
-from irestore.plan.proxy import ProxySettings, proxy_views
+from irestore.plan.proxy import ProxySettings, proxy_views, view_scales
 from irestore.restorers.base import Card, Condition, MethodSkipped, RestorationMethod, RunSettings
 from irestore.restorers.ensemble import SelfEnsemble
 from irestore.restorers.registry import method_info
@@ -64,6 +64,16 @@ class Evaluation:
 
 
 @dataclass
+class _Proxy:
+    """What the search tries steps on: the whole image, its views' scales, and each member's estimate
+    from the whole image (an exception when the member declined), computed on first use."""
+
+    image: Tensor
+    scales: list[float]
+    estimates: dict[tuple[str, str], dict | None | MethodSkipped] = field(default_factory=dict)
+
+
+@dataclass
 class Plan:
     mode: str
     steps: list[PlanStep]
@@ -75,6 +85,7 @@ class Plan:
     evaluations: list[Evaluation] = field(default_factory=list)
     seconds: float = 0.0
     provisional: list[int] = field(default_factory=list)  # steps that only help together with the next one
+    proxy: _Proxy | None = field(default=None, repr=False, compare=False)  # the search's working state
 
     @property
     def rolled_back(self) -> list[str]:
@@ -247,6 +258,7 @@ class Planner:
 
     def _search(self, plan: Plan, image: Tensor, classification: Classification, intent: Intent, prompt: str) -> None:
         views = proxy_views(image, self.settings.proxy)
+        plan.proxy = _Proxy(image, view_scales(image, views))
         root = _State((), views, *self.assess(views))
         plan.score_before = root.score
         best, beam = root, [root]
@@ -260,6 +272,7 @@ class Planner:
             best = min([best, *valid[: self.settings.beam]], key=lambda s: self._rank(s, intent))
         best = self._refine(best, plan, classification, intent, prompt)
         plan.steps, plan.score_after, plan.provisional = list(best.steps), best.score, list(best.provisional)
+        plan.proxy = None  # the whole image and the estimates are not needed past the search
         chosen = [str(s) for s in best.steps]
         for e in plan.evaluations:  # a look-ahead that did not end in the plan was a rollback after all
             if e.outcome == "tentative" and (e.after + [e.step]) != chosen[: len(e.after) + 1]:
@@ -312,8 +325,8 @@ class Planner:
         record = Evaluation([str(s) for s in state.steps], str(step), state.score, state.score, 0.0, "")
         plan.evaluations.append(record)
         try:
-            condition = self.condition(step, classification, prompt)
-            views = [self.member(step.method).restore(v, condition, RunSettings(tile=None)) for v in state.views]
+            member, condition = self.member(step.method), self.condition(step, classification, prompt)
+            views = [member.restore(v, c, RunSettings(tile=None)) for v, c in self._view_conditions(step, member, condition, plan, state)]
         except MethodSkipped as skipped:
             record.outcome = f"skipped: {skipped}"
             return None
@@ -335,6 +348,25 @@ class Planner:
                           provisional=state.provisional + (len(state.steps),))
         record.outcome = "rolled back"
         return None
+
+    def _view_conditions(self, step: PlanStep, member: RestorationMethod, condition: Condition, plan: Plan,
+                         state: _State) -> list[tuple[Tensor, Condition]]:
+        """Each view with the condition it is restored under: the member's estimate from the whole image
+        (made once per plan) and the view's scale."""
+        if plan.proxy is None:
+            return [(v, condition) for v in state.views]
+        key = (step.method, step.label)
+        if key not in plan.proxy.estimates:
+            try:
+                plan.proxy.estimates[key] = member.estimate(plan.proxy.image, condition)
+            except MethodSkipped as skipped:
+                plan.proxy.estimates[key] = skipped
+        estimate = plan.proxy.estimates[key]
+        if isinstance(estimate, MethodSkipped):
+            raise estimate
+        if estimate is None:
+            return [(v, condition) for v in state.views]
+        return [(v, replace(condition, estimate=estimate, view_scale=s)) for v, s in zip(state.views, plan.proxy.scales)]
 
     def condition(self, step: PlanStep, classification: Classification, prompt: str) -> Condition:
         """What a step's member is told: its label, the classifier's severities, and the user's prompt

@@ -90,6 +90,8 @@ class Condition:
     seed: int = 0  # every random draw of a method derives from it
     reference: np.ndarray | None = None
     strength: float | None = None  # the user's setting of a method's own control (waifu2x noise level 0-3)
+    estimate: dict | None = None  # what the method's estimate() read from the whole image (planner's proxy views)
+    view_scale: float = 1.0  # pixel size of the image restored, relative to the image ``estimate`` came from
 
     @classmethod
     def from_degradation(cls, degradation: Degradation, seed: int = 0, reference: np.ndarray | None = None) -> Condition:
@@ -205,6 +207,16 @@ class RestorationMethod(ABC):
     @abstractmethod
     def restore(self, image: Tensor, condition: Condition, settings: RunSettings | None = None) -> Tensor:
         """Restore a Bx3xHxW float32 image in [0, 1]; returns float32 on the CPU, clamped to [0, 1]."""
+
+    def estimate(self, image: Tensor, condition: Condition) -> dict | None:
+        """What the method reads from a whole 1x3xHxW image before restoring parts of it (None: nothing).
+
+        The planner calls it once per image and member and hands the result to ``restore`` on each
+        proxy view (``Condition.estimate``, with the view's ``view_scale``), so a small crop is
+        restored as the whole image will be: a blur kernel read from a 128 px crop is far worse than
+        one read from the photo. May raise :class:`MethodSkipped`.
+        """
+        return None
 
     def settings(self) -> dict:
         """The method's fixed settings, recorded in reports."""
