@@ -14,7 +14,7 @@ from irestore.restorers import Condition, create_restorer, method_info
 from irestore.restorers.base import MethodSkipped
 from irestore.restorers.blind_kernel import estimate_kernel, fit_defocus, psf_to_otf, smooth_wrap
 from irestore.restorers.deconvolution import WIENER_NSR, per_channel
-from irestore.restorers.pnp_deblur import LENS_FLOOR, FREE_FLOOR, blur_kernel, hqs_deconvolve, kernel_support, tiled
+from irestore.restorers.pnp_deblur import LENS_FLOOR, FREE_FLOOR, blur_kernel, hqs_deconvolve, kernel_support, scaled, tiled
 
 torch.set_num_threads(1)
 
@@ -168,3 +168,16 @@ def test_tiles_blend_to_the_whole_image_result_for_a_local_operation():
     assert out.shape == image.shape
     assert np.abs(out - whole)[8:-8, 8:-8].max() < 1e-3  # tiles differ only at their own borders, which are blended out
     assert not np.abs(tiled(blur, image, 128, 4) - whole)[8:-8, 8:-8].max() < 1e-3  # too little overlap shows
+
+
+def test_the_planner_gets_the_whole_image_lens_disk_and_a_view_gets_it_resampled(ffdnet):
+    blurred = D.quantize(D.convolve(photo("coffee", side=384), D.disk_kernel(5.0)))
+    estimate = ffdnet.estimate(torch.from_numpy(blurred.transpose(2, 0, 1).copy())[None], Condition(("defocus_blur",)))
+    assert estimate["floor"] == LENS_FLOOR and best_correlation(estimate["kernel"], D.disk_kernel(5.0)) > 0.97
+    assert ffdnet.estimate(torch.from_numpy(blurred.transpose(2, 0, 1).copy())[None], Condition(("motion_blur",))) is None
+    small = scaled(estimate["kernel"], 0.5)
+    assert small.shape == ((round(estimate["kernel"].shape[0] * 0.5) | 1),) * 2 and abs(small.sum() - 1) < 1e-5
+    assert scaled(estimate["kernel"], 0.1).shape == (1, 1)  # under a pixel: nothing to deconvolve
+    view = cv2.resize(blurred, (192, 192), interpolation=cv2.INTER_AREA)
+    out = ffdnet.restore_array(view, Condition(("defocus_blur",), estimate=estimate, view_scale=0.5))
+    assert out.shape == view.shape and not np.array_equal(out, view)
