@@ -24,6 +24,7 @@ import numpy as np
 import scipy.fft
 import torch
 
+from irestore.io import image_to_tensor, tensor_to_rgb
 from irestore.restorers.base import ArrayMethod, Card, Condition, MethodSkipped
 from irestore.restorers.blind_kernel import estimate_kernel, fit_defocus, psf_to_otf
 
@@ -170,8 +171,7 @@ class BlindDeblur(ArrayMethod):
         self.denoiser = FFDNetDenoiser.from_pretrained("ffdnet-color", device=device)
 
     def denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-        return self.denoiser.restore(tensor, sigma=sigma, tile="auto")[0].permute(1, 2, 0).numpy()
+        return tensor_to_rgb(self.denoiser.restore(image_to_tensor(image), sigma=sigma, tile="auto"))
 
     def estimate(self, image: torch.Tensor, condition: Condition) -> dict | None:
         """The whole image's lens disk, for the planner's proxy views (resampled, :func:`scaled`): a fit
@@ -180,7 +180,7 @@ class BlindDeblur(ArrayMethod):
         classifier's eyes on every photo of the motion benchmark (e.g. 0.87 -> 1.06 remaining
         degradation where the whole-image result gained 1.3 dB), so the planner rolled back steps
         that helped; per-view kernels were kept where they helped and rolled back where they harmed."""
-        lens = lens_kernel(_array(image), condition)
+        lens = lens_kernel(tensor_to_rgb(image), condition)
         return None if lens is None else {"kernel": lens, "floor": LENS_FLOOR}
 
     def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
@@ -195,17 +195,11 @@ class BlindDeblur(ArrayMethod):
             raise MethodSkipped(f"{self.name} needs at least 32 px to estimate a blur kernel (got {w}x{h})")
         else:
             kernel, floor = blur_kernel(image, condition)
-        sigma = max(estimate_noise_sigma(torch.from_numpy(image.transpose(2, 0, 1).copy())[None]), floor)
+        sigma = max(estimate_noise_sigma(image_to_tensor(image)), floor)
         return tiled(lambda part: hqs_deconvolve(part, kernel, self.denoise, sigma), image, TILE, 4 * kernel.shape[0])
 
     def settings(self) -> dict:
         return {"weights": self.denoiser.fingerprint, "iterations": ITERATIONS, "noise_floors": [LENS_FLOOR, FREE_FLOOR]}
-
-
-def _array(image: torch.Tensor) -> np.ndarray:
-    if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
-        raise ValueError(f"expected a 1x3xHxW image, got shape {tuple(image.shape)}")
-    return np.ascontiguousarray(image[0].detach().float().cpu().permute(1, 2, 0).numpy())
 
 
 def scaled(kernel: np.ndarray, scale: float) -> np.ndarray:
@@ -222,17 +216,8 @@ def scaled(kernel: np.ndarray, scale: float) -> np.ndarray:
 
 
 def tiled(restore: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-    """``restore`` on overlapping tiles blended smoothly (the whole image when it fits one tile)."""
-    from irestore.tiling import blend_weight, tile_grid
+    """``restore`` on overlapping tiles blended smoothly (the whole image when it fits one tile):
+    :func:`irestore.tiling.apply_tiled` for HxWx3 arrays."""
+    from irestore.tiling import apply_tiled
 
-    h, w = image.shape[:2]
-    if h <= tile and w <= tile:
-        return restore(image)
-    out = np.zeros(image.shape, np.float32)
-    total = np.zeros((h, w, 1), np.float32)
-    for box in tile_grid(h, w, tile, overlap):
-        rows, cols = slice(box.top, box.top + box.height), slice(box.left, box.left + box.width)
-        weight = blend_weight(box, h, w, overlap).numpy()[..., None]
-        out[rows, cols] += restore(image[rows, cols]) * weight
-        total[rows, cols] += weight
-    return out / total
+    return tensor_to_rgb(apply_tiled(lambda part: image_to_tensor(restore(tensor_to_rgb(part))), image_to_tensor(image), tile, overlap))
