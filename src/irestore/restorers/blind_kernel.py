@@ -18,13 +18,14 @@ the mismatch as a strong edge everywhere along the border.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import scipy.fft
 
-__all__ = ["DefocusFit", "estimate_kernel", "fit_defocus", "psf_to_otf", "smooth_wrap", "texture_window"]
+__all__ = ["DefocusFit", "conjugate_gradients", "estimate_kernel", "fit_defocus", "psf_to_otf", "smooth_wrap", "texture_window"]
 
 MIN_LEVEL_SIZE = 5  # kernel support at the coarsest pyramid level
 LEVEL_ITERATIONS = 5  # latent/kernel alternations per level
@@ -126,21 +127,32 @@ def _kernel_step(latent: np.ndarray, blurred: np.ndarray, previous: np.ndarray, 
     def apply(k: np.ndarray) -> np.ndarray:
         return _crop_kernel(irfft2(power * psf_to_otf(k, shape), s=shape), size) + gamma * k
 
-    k = previous.copy()
-    residual = rhs - apply(k)
-    direction = residual.copy()
-    rr = float(np.sum(residual * residual))
+    return _project(conjugate_gradients(apply, rhs, previous.copy(), iterations, tolerance=1e-12))
+
+
+def conjugate_gradients(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarray, x: np.ndarray, iterations: int,
+                        tolerance: float, precondition: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Solve ``apply(x) = rhs`` (symmetric positive definite) by (preconditioned) conjugate gradients
+    from ``x`` (updated in place): at most ``iterations`` steps, stopping once the squared residual is
+    under ``tolerance`` times that of ``rhs``."""
+    precondition = precondition or (lambda r: r)
+    stop = tolerance * max(float(np.sum(rhs * rhs)), 1e-30)
+    residual = rhs - apply(x)
+    preconditioned = precondition(residual)
+    direction = preconditioned.copy()
+    rz = float(np.sum(residual * preconditioned))
     for _ in range(iterations):
-        ad = apply(direction)
-        alpha = rr / max(float(np.sum(direction * ad)), 1e-30)
-        k += alpha * direction
-        residual -= alpha * ad
-        new_rr = float(np.sum(residual * residual))
-        if new_rr < 1e-12 * max(float(np.sum(rhs * rhs)), 1e-30):
+        if float(np.sum(residual * residual)) < stop:
             break
-        direction = residual + (new_rr / rr) * direction
-        rr = new_rr
-    return _project(k)
+        ad = apply(direction)
+        alpha = rz / max(float(np.sum(direction * ad)), 1e-30)
+        x += alpha * direction
+        residual -= alpha * ad
+        preconditioned = precondition(residual)
+        new_rz = float(np.sum(residual * preconditioned))
+        direction = preconditioned + (new_rz / rz) * direction
+        rz = new_rz
+    return x
 
 
 def _crop_kernel(circular: np.ndarray, size: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import torch
 
 from irestore.io import image_to_tensor, tensor_to_rgb
 from irestore.restorers.base import ArrayMethod, Card, Condition, MethodSkipped
-from irestore.restorers.blind_kernel import estimate_kernel, fit_defocus, psf_to_otf
+from irestore.restorers.blind_kernel import conjugate_gradients, estimate_kernel, fit_defocus, psf_to_otf
 
 __all__ = ["BlindDeblur", "Denoiser", "blur_kernel", "hqs_deconvolve", "kernel_support", "lens_kernel", "scaled"]
 
@@ -66,24 +66,8 @@ def data_step(y: np.ndarray, inside: np.ndarray, otf: np.ndarray, z: np.ndarray,
         return _ifft(inverse * _fft(r), shape)
 
     rhs = _ifft(np.conj(otf) * _fft(inside * y), shape) + rho * z
-    x = z.copy()
-    residual = rhs - normal(x)
-    preconditioned = precondition(residual)
-    direction = preconditioned.copy()
-    rz = float(np.sum(residual * preconditioned))
-    stop = 1e-10 * float(np.sum(rhs * rhs))
-    for _ in range(CG_ITERATIONS if iterations is None else iterations):
-        if float(np.sum(residual * residual)) <= stop:
-            break
-        ad = normal(direction)
-        alpha = rz / float(np.sum(direction * ad))
-        x += alpha * direction
-        residual -= alpha * ad
-        preconditioned = precondition(residual)
-        new_rz = float(np.sum(residual * preconditioned))
-        direction = preconditioned + (new_rz / rz) * direction
-        rz = new_rz
-    return x
+    iterations = CG_ITERATIONS if iterations is None else iterations
+    return conjugate_gradients(normal, rhs, z.copy(), iterations, tolerance=1e-10, precondition=precondition)
 
 
 def hqs_deconvolve(image: np.ndarray, kernel: np.ndarray, denoiser: Denoiser, noise_sigma: float,
