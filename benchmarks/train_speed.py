@@ -17,6 +17,7 @@ Prints numbers only: no assertions, no thresholds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -26,7 +27,10 @@ from pathlib import Path
 
 import torch
 
+import torch.nn.functional as F
+
 from irestore.devices import cpu_model
+from irestore.models import layers
 
 PROMPTS = ["remove the noise", "this photo has heavy rain", "dehaze the picture", "sharpen the motion-blurred photo",
            "brighten the dark image", "remove JPEG artifacts", "", "restore this photo"]
@@ -49,12 +53,67 @@ def synthetic_batch(batch: int, crop: int, step: int) -> dict:
     }
 
 
+# ---------------------------------------------------------------- the baseline's layers
+# The straightforward forms the ERUNet layers had before they were rewritten for speed
+# (same parameters, same function to float rounding): `--compare` times them as "before".
+
+
+def _reference_grn(self, x):
+    norms = torch.linalg.vector_norm(x.float(), dim=(2, 3), keepdim=True)
+    scaled = norms / (norms.mean(dim=1, keepdim=True) + self.eps)
+    return self.gamma * (x * scaled.to(x.dtype)) + self.beta + x
+
+
+def _reference_erb(self, x, emb):
+    h = self.norm(self.dwconv(x))
+    scale, shift = self.modulation(emb)[:, :, None, None].chunk(2, dim=1)
+    h = h * (1 + scale) + shift
+    h = self.pw_project(self.grn(F.gelu(self.pw_expand(h))))
+    return x + self.layer_scale * h
+
+
+def _reference_attention(self, x):
+    b, _, h, w = x.shape
+    q, k, v = self.to_qkv(self.norm(x)).reshape(b, 3, self.heads, self.head_dim, h * w).unbind(1)
+    q = q.softmax(dim=-2) * self.head_dim**-0.5
+    k = k.softmax(dim=-1)
+    context = torch.einsum("bhdn,bhen->bhde", k, v)
+    out = torch.einsum("bhde,bhdn->bhen", context, q)
+    return x + self.to_out(out.reshape(b, -1, h, w))
+
+
+REFERENCE_FORWARDS = {layers.GRN: _reference_grn, layers.EfficientRestorationBlock: _reference_erb,
+                      layers.LinearAttention: _reference_attention}
+
+
+@contextlib.contextmanager
+def reference_layers(enabled: bool = True):
+    """Swap the reference forwards in for the duration (the modules' parameters are unchanged)."""
+    saved = {cls: cls.forward for cls in REFERENCE_FORWARDS}
+    try:
+        if enabled:
+            for cls, forward in REFERENCE_FORWARDS.items():
+                cls.forward = forward
+        yield
+    finally:
+        for cls, forward in saved.items():
+            cls.forward = forward
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def time_training(model: str, crop: int, batch: int, args, text_encoder) -> dict:
+SETTINGS = {  # name -> (precision, channels_last, reference layers)
+    "before": ("fp32", False, True),  # the training step as it was: fp32, NCHW, the reference layers
+    "layers": ("fp32", False, False),
+    "cl": ("fp32", True, False),
+    "bf16": ("bf16", True, False),
+}
+
+
+def time_training(model: str, crop: int, batch: int, args, text_encoder, setting: str = "auto") -> dict:
     from irestore.training import build_config
     from irestore.training.distributed import DistInfo
     from irestore.training.loop import Trainer, training_dtype
@@ -63,28 +122,30 @@ def time_training(model: str, crop: int, batch: int, args, text_encoder) -> dict
     device = torch.device(args.device)
     task = "classifier" if model.startswith("degnet") else "restorer"
     with tempfile.TemporaryDirectory() as out:
+        precision, channels_last, reference = SETTINGS.get(setting, (args.precision, args.channels_last, False))
         config = build_config({"dataset": "synthetic", "out": out, "task": task, "model": model, "crop": crop,
-                               "batch_size": batch, "precision": args.precision, "device": args.device, "warmup_steps": 0,
-                               "channels_last": args.channels_last})
+                               "batch_size": batch, "precision": precision, "device": args.device, "warmup_steps": 0,
+                               "channels_last": channels_last})
         dtype = training_dtype(config.precision, device)
         torch.manual_seed(0)
         trainer = Trainer(config, create_task(config, device, dtype, text_encoder if task == "restorer" else None), DistInfo(), device, dtype)
         batches = [to_device(synthetic_batch(batch, crop, s), device, trainer.channels_last) for s in range(4)]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        for s in range(args.warmup):
-            trainer.train_step([batches[s % len(batches)]])
-        synchronize(device)
-        start, times = time.perf_counter(), []
-        while len(times) < args.steps and (len(times) < 2 or time.perf_counter() - start < args.max_seconds):
-            begin = time.perf_counter()
-            trainer.train_step([batches[len(times) % len(batches)]])
+        with reference_layers(reference):
+            for s in range(args.warmup):
+                trainer.train_step([batches[s % len(batches)]])
             synchronize(device)
-            times.append(time.perf_counter() - begin)
+            start, times = time.perf_counter(), []
+            while len(times) < args.steps and (len(times) < 2 or time.perf_counter() - start < args.max_seconds):
+                begin = time.perf_counter()
+                trainer.train_step([batches[len(times) % len(batches)]])
+                synchronize(device)
+                times.append(time.perf_counter() - begin)
         seconds = statistics.median(times)  # robust to other load on a shared machine
     params = sum(p.numel() for p in trainer.network.parameters())
     return {
-        "device": device_name(device), "model": model, "params_m": params / 1e6, "crop": crop, "batch": batch,
+        "device": device_name(device), "setting": setting, "model": model, "params_m": params / 1e6, "crop": crop, "batch": batch,
         "precision": str(dtype).split(".")[-1], "channels_last": trainer.channels_last, "steps": len(times),
         "s_per_step": seconds, "steps_per_s": 1 / seconds, "samples_per_s": batch / seconds,
         "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
@@ -133,6 +194,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                         help="channels_last memory format (default: on CUDA only, as in training)")
+    parser.add_argument("--settings", default="auto",
+                        help="comma-separated, timed side by side: before (fp32, NCHW, the reference layers), layers "
+                             "(fp32, NCHW), cl (fp32, channels_last), bf16 (bf16, channels_last), auto (--precision and "
+                             "--channels-last as given: the training defaults)")
     parser.add_argument("--dataset", default=None, help="also time the data pipeline on this dataset spec")
     parser.add_argument("--degradations", default=None)
     parser.add_argument("--workers", default="0,2")
@@ -149,16 +214,21 @@ def main() -> None:
     text_encoder = create_text_encoder("minilm") if any(m.startswith("erunet") for m in models) else None
     print(f"# irestore train step speed, torch {torch.__version__}, {device_name(torch.device(args.device))}", flush=True)
     rows = []
+    settings = args.settings.split(",")
     for model in models:
         for crop in map(int, args.crops.split(",")):
             for batch in map(int, args.batches.split(",")):
-                rows.append(time_training(model, crop, batch, args, text_encoder))
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                group = []
+                for setting in settings:
+                    group.append(time_training(model, crop, batch, args, text_encoder, setting))
+                    group[-1]["speedup"] = group[0]["s_per_step"] / group[-1]["s_per_step"]
+                    print(json.dumps(group[-1]), file=sys.stderr, flush=True)
+                rows += group
     if rows:
-        print_table(rows, [("model", "model", "s"), ("params_m", "params (M)", ".2f"), ("crop", "crop", "d"), ("batch", "batch", "d"),
+        print_table(rows, [("setting", "setting", "s"), ("model", "model", "s"), ("params_m", "params (M)", ".2f"), ("crop", "crop", "d"), ("batch", "batch", "d"),
                            ("precision", "precision", "s"), ("channels_last", "ch-last", ""), ("steps", "timed steps", "d"),
                            ("s_per_step", "s/step", ".3f"), ("steps_per_s", "steps/s", ".2f"), ("samples_per_s", "samples/s", ".1f"),
-                           ("peak_gb", "peak GB", ".2f")])
+                           ("speedup", "vs first", ".2f"), ("peak_gb", "peak GB", ".2f")])
     data_rows = []
     if args.dataset:
         print(f"\n# data pipeline: {args.dataset}, degradations {args.degradations or 'the layout default'}")

@@ -40,7 +40,7 @@ def train_command(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (under torchrun: this rank's GPU).")] = None,
     precision: Annotated[str | None, typer.Option(help=f"One of {', '.join(PRECISIONS)}; auto = bf16 autocast on CUDA, fp32 on CPU.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for training (default: torch's; 1 per process under torchrun).")] = None,
-    channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="channels_last memory format (default: on CUDA only).")] = None,
+    channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="channels_last memory format (default: on CUDA and CPU).")] = None,
     classifier: Annotated[Path | None, typer.Option(help="Frozen DegNet checkpoint for the degradation embedding (default: zeros).")] = None,
     text_encoder: Annotated[str | None, typer.Option(help="Text encoder for prompts (default minilm).")] = None,
     prompt_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Probability of an empty prompt (default 0.1).")] = None,

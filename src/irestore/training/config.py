@@ -70,7 +70,7 @@ class TrainConfig:
     # execution
     device: str = "auto"
     precision: str = "auto"
-    channels_last: bool | None = None  # None = on CUDA only
+    channels_last: bool | None = None  # None = on CUDA and CPU (loop.CHANNELS_LAST_DEVICES)
     threads: int | None = None  # CPU threads of the training process; None = torch's default
     seed: int = 0
 

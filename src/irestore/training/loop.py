@@ -40,6 +40,10 @@ from irestore.training.tasks import Task, create_task, to_device
 
 log = logging.getLogger(__name__)
 
+# where channels_last is the default memory format: on this project's 2-core CPU it made the
+# ERUNet-small step 1.6x and the DegNet step 1.7x faster (benchmarks/train_speed.py --settings)
+CHANNELS_LAST_DEVICES = ("cuda", "cpu")
+
 LAST, BEST = "last", "best"
 
 
@@ -84,7 +88,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, task: Task, info: DistInfo, device: torch.device, dtype: torch.dtype):
         self.config, self.task, self.info, self.device = config, task, info, device
         self.network = task.network
-        self.channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+        self.channels_last = config.channels_last if config.channels_last is not None else device.type in CHANNELS_LAST_DEVICES
         if self.channels_last:
             self.network.to(memory_format=torch.channels_last)
         self.model = self.network
