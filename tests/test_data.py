@@ -311,6 +311,44 @@ def test_same_seed_and_epoch_repeat_and_a_new_epoch_draws_new_crops(tmp_path):
     assert not torch.equal(first[0]["lq"], other_seed[0]["lq"])
 
 
+def test_pixel_cache_gives_the_same_items_and_decodes_each_photo_once(tmp_path):
+    rng = np.random.default_rng(0)
+    for n in range(3):
+        write_noise(tmp_path / "photos" / f"{n}.png", rng)
+    spec = f"folder:{tmp_path / 'photos'}"
+    plain = build_dataset(spec, split="all", crop=16, augment=True, seed=3, length=12)
+    cached = build_dataset(spec, split="all", crop=16, augment=True, seed=3, length=12, cache_mb=1)
+    for i in range(12):
+        a, b = plain[i], cached[i]
+        assert torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"])
+    assert (cached.pixel_cache.misses, cached.pixel_cache.hits, len(cached.pixel_cache)) == (3, 9, 3)
+    assert plain.pixel_cache is None
+
+
+def test_pixel_cache_keeps_the_most_recent_photos_within_its_budget_read_only(tmp_path):
+    from irestore.data.images import PixelCache, read_pixels
+
+    rng = np.random.default_rng(0)
+    paths = [tmp_path / f"{n}.png" for n in range(3)]
+    for path in paths:
+        write_noise(path, rng, size=(10, 10))  # 300 bytes each
+    cache = PixelCache(650)
+    for path in (paths[0], paths[1], paths[0], paths[2]):  # 1 is the least recently used when 2 arrives
+        pixels = cache.read(path)
+        assert np.array_equal(pixels, read_pixels(path)) and not pixels.flags.writeable
+    assert cache.bytes == 600 and len(cache) == 2
+    hits = cache.hits
+    cache.read(paths[0]), cache.read(paths[2])
+    assert cache.hits == hits + 2
+    cache.read(paths[1])
+    assert cache.hits == hits + 2  # it had been dropped
+    tiny = PixelCache(100)  # a photo over the whole budget is read each time, not kept
+    tiny.read(paths[0])
+    assert len(tiny) == 0 and tiny.bytes == 0
+    with pytest.raises(ValueError, match="non-negative"):
+        PixelCache(-1)
+
+
 def test_validation_items_do_not_change_with_the_epoch(tmp_path):
     root, _, _ = gopro(tmp_path)
     for n in range(2):

@@ -33,6 +33,7 @@ def train_command(
     accumulate: Annotated[int | None, typer.Option(min=1, help="Micro-batches per optimiser step (default 1).")] = None,
     ema: Annotated[float | None, typer.Option(min=0.0, max=0.999999, help="EMA decay of the saved weights (default 0.999).")] = None,
     workers: Annotated[int | None, typer.Option(min=0, help="Data loading worker processes per training process (default 2).")] = None,
+    pixel_cache_mb: Annotated[float | None, typer.Option(min=0, help="MB of decoded training photos kept in memory, shared among the workers (default 2048; 0 = decode every crop).")] = None,
     val_every: Annotated[int | None, typer.Option(min=1, help="Validate (and save best/) every N steps (default 1000).")] = None,
     val_samples: Annotated[int | None, typer.Option(min=1, help="Images in the fixed validation set (default 8).")] = None,
     log_every: Annotated[int | None, typer.Option(min=1, help="Log loss, LR and speed every N steps (default 10).")] = None,
@@ -57,7 +58,7 @@ def train_command(
     flags = {
         "dataset": dataset, "out": str(out) if out else None, "task": task, "model": model, "degradations": degradations,
         "max_steps": max_steps, "max_minutes": max_minutes, "batch_size": batch_size, "crop": crop, "lr": lr,
-        "warmup_steps": warmup_steps, "accumulate": accumulate, "ema": ema, "workers": workers, "val_every": val_every,
+        "warmup_steps": warmup_steps, "accumulate": accumulate, "ema": ema, "workers": workers, "pixel_cache_mb": pixel_cache_mb, "val_every": val_every,
         "val_samples": val_samples, "log_every": log_every, "val_dataset": val_dataset, "device": device, "precision": precision, "channels_last": channels_last, "threads": threads,
         "classifier": str(classifier) if classifier else None, "text_encoder": text_encoder,
         "prompt_dropout": prompt_dropout, "prediction": prediction, "seed": seed,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from irestore.data.images import align_pair, augment, crop_window, read_pixels, reflect_pad, to_float
+from irestore.data.images import PixelCache, align_pair, augment, crop_window, read_pixels, reflect_pad, to_float
 from irestore.data.layouts import DEFAULT_VAL_FRACTION, DatasetError, Pair, resolve, scan_split
 from irestore.data.prompts import load_prompt_table, stored_prompt, task_prompt
 from irestore.degrade import degrade, parse_spec
@@ -51,6 +51,7 @@ class RestorationDataset(Dataset):
         prompt_dropout: float = 0.0,
         prompts: Mapping[str, str] | None = None,
         length: int | None = None,
+        cache_mb: float = 0.0,
     ) -> None:
         if not pairs:
             raise DatasetError(f"{name}: no samples")
@@ -72,6 +73,10 @@ class RestorationDataset(Dataset):
             raise ValueError(f"{name}: clean images need a degradation spec (e.g. 'noise:0-50')")
         self.stored_prompts = [stored_prompt(p, prompts or {}) for p in self.pairs]
         self.epoch = 0
+        self.pixel_cache = PixelCache(int(cache_mb * 2**20)) if cache_mb else None
+
+    def _read(self, path: Path) -> np.ndarray:
+        return self.pixel_cache.read(path) if self.pixel_cache is not None else read_pixels(path)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw other crops/degradations for a training epoch (no effect with augment off).
@@ -122,7 +127,7 @@ class RestorationDataset(Dataset):
         return rng if self.augment else None
 
     def _paired(self, pair: Pair, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        lq, gt = align_pair(read_pixels(pair.lq), read_pixels(pair.gt), pair.lq, pair.gt)
+        lq, gt = align_pair(self._read(pair.lq), self._read(pair.gt), pair.lq, pair.gt)
         if self.crop is None:
             return to_float(lq), to_float(gt)
         lq, gt = reflect_pad(lq, self.crop), reflect_pad(gt, self.crop)
@@ -133,7 +138,7 @@ class RestorationDataset(Dataset):
     def _synthetic(self, pair: Pair, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict, str]:
         """Crop with a margin, degrade, then cut the crop out of both (degrading a whole
         multi-megapixel photo for a 256 px crop would waste most of the work)."""
-        pixels = read_pixels(pair.gt)
+        pixels = self._read(pair.gt)
         if self.crop is None:
             clean = to_float(pixels)
             result = degrade(clean, self._spec, rng)
@@ -180,12 +185,14 @@ def build_dataset(
     prompts: str | Path | None = None,
     length: int | None = None,
     val_fraction: float = DEFAULT_VAL_FRACTION,
+    cache_mb: float = 0.0,
 ) -> RestorationDataset:
     """A dataset from a registry name / ``NAME:ROOT`` / ``pairs:LQ,GT`` / ``folder:DIR`` spec.
 
     ``degradations`` (clean-only sets) defaults to the layout's spec (``noise:0-50`` for the
     denoising sets, a mix of all degradations for ``folder:``); ``augment`` defaults to
-    ``split == "train"``; ``prompts`` is a CSV/JSONL file keyed by relative path.
+    ``split == "train"``; ``prompts`` is a CSV/JSONL file keyed by relative path;
+    ``cache_mb`` keeps up to that many MB of decoded photos in memory (:class:`PixelCache`).
     """
     source = resolve(spec, root, val_fraction)
     layout = source.layout
@@ -209,4 +216,5 @@ def build_dataset(
         prompt_dropout=prompt_dropout,
         prompts=load_prompt_table(prompts) if prompts is not None else None,
         length=length,
+        cache_mb=cache_mb,
     )

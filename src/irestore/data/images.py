@@ -8,6 +8,7 @@ whose errors name the file and the problem.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,7 @@ import numpy as np
 
 from irestore.io import ImageError, read_image
 
-__all__ = ["align_pair", "augment", "crop_window", "read_pixels", "reflect_pad", "to_float"]
+__all__ = ["PixelCache", "align_pair", "augment", "crop_window", "read_pixels", "reflect_pad", "to_float"]
 
 # larger LQ/GT size differences than this (px, per side) are an error, not a trim
 _MAX_TRIM = 16
@@ -27,6 +28,44 @@ def read_pixels(path: Path) -> np.ndarray:
     if pixels is None or pixels.dtype not in (np.uint8, np.uint16):
         return read_image(path).rgb
     return pixels[..., ::-1]  # BGR -> RGB (a view; copied by the crop's conversion)
+
+
+class PixelCache:
+    """Decoded photos kept in memory, least recently used out first, up to ``max_bytes``.
+
+    A training epoch takes a small crop from each of many multi-megapixel photos, and the
+    decoding costs far more than the crop and its degradation; so each process (each data
+    loader worker holds its own dataset copy) decodes a photo once and keeps its pixels.
+    Cached arrays are read-only: every caller crops and converts, never writes in place.
+    A photo larger than the whole budget is decoded each time and not kept.
+    """
+
+    def __init__(self, max_bytes: int):
+        if max_bytes < 0:
+            raise ValueError(f"the pixel cache size must be non-negative, got {max_bytes} bytes")
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.hits = self.misses = 0
+        self._items: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def read(self, path: Path) -> np.ndarray:
+        pixels = self._items.get(path)
+        if pixels is not None:
+            self._items.move_to_end(path)
+            self.hits += 1
+            return pixels
+        self.misses += 1
+        pixels = read_pixels(path)
+        if pixels.nbytes <= self.max_bytes:
+            pixels.flags.writeable = False
+            self._items[path] = pixels
+            self.bytes += pixels.nbytes
+            while self.bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self.bytes -= dropped.nbytes
+        return pixels
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ class TrainConfig:
     accumulate: int = 1
     epoch_length: int | None = None  # dataset length per epoch (synthetic datasets), None = natural
     workers: int = 2
+    pixel_cache_mb: float = 2048.0  # decoded training photos kept in memory, shared out among the loading processes
     # optimisation
     lr: float | None = None
     min_lr_ratio: float = 0.01
@@ -162,6 +163,8 @@ def _check(config: TrainConfig) -> None:
         problems.append(f"threads must be at least 1, got {config.threads}")
     if config.workers < 0:
         problems.append(f"workers must be 0 or more, got {config.workers}")
+    if config.pixel_cache_mb < 0:
+        problems.append(f"pixel_cache_mb must be 0 (off) or more, got {config.pixel_cache_mb}")
     if not 0 <= config.ema < 1:
         problems.append(f"ema decay must be in [0, 1), got {config.ema}")
     if not 0 <= config.prompt_dropout <= 1:

@@ -156,7 +156,7 @@ def build_datasets(config: TrainConfig, info: DistInfo) -> tuple[Dataset, Datase
 
     common = {"degradations": config.degradations, "seed": config.seed, "val_fraction": config.val_fraction}
     train_set = build_dataset(config.dataset, split="train", crop=config.crop, prompt_dropout=config.prompt_dropout,
-                              length=config.epoch_length, **common)
+                              length=config.epoch_length, cache_mb=config.pixel_cache_mb / max(config.workers, 1), **common)
     val_spec = config.val_dataset or config.dataset
     split = config.val_split or validation_split(val_spec)
     if split == "train" and val_spec == config.dataset and info.is_main:
