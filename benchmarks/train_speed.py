@@ -2,15 +2,19 @@
 
     python benchmarks/train_speed.py [--device cpu] [--models erunet-small,erunet-paper,degnet]
         [--crops 128,256] [--batches 4,8] [--steps 5] [--max-seconds 60] [--precision auto]
-        [--threads N] [--dataset folder:DIR --workers 0,2] [--json FILE]
+        [--threads N] [--settings before,layers,cl,bf16,auto] [--dataset folder:DIR --workers 0,2]
+        [--quality-dataset folder:DIR --quality-degradations SPEC --quality-steps 200] [--json FILE]
 
 Each row times `Trainer.train_step` (forward, IR-SDE ML loss or classifier loss, backward,
 gradient clipping, AdamW, LR schedule, EMA update) on in-memory random batches, after
 untimed warm-up steps that also fill the prompt cache; so the numbers are compute only.
 The median step time is reported (robust to other load on a shared machine).
-A row stops early after --max-seconds (at least 2 timed steps). With --dataset, a second
-table gives the data pipeline's samples/s (real files, crops, synthetic degradations) per
-worker count, to compare with what the model consumes.
+A row stops early after --max-seconds (at least 2 timed steps). With --settings, each row
+is timed in several settings side by side ("before" is the step as it was: fp32, NCHW and the
+layers' reference forms). With --quality-dataset, real training runs in fp32 and in bf16 check
+that bf16 keeps the quality. With --dataset, a last table gives the data pipeline's samples/s
+(real files, crops, synthetic degradations) per worker count, to compare with what the model
+consumes.
 Prints numbers only: no assertions, no thresholds.
 """
 
@@ -26,7 +30,6 @@ import time
 from pathlib import Path
 
 import torch
-
 import torch.nn.functional as F
 
 from irestore.devices import cpu_model
@@ -116,7 +119,7 @@ SETTINGS = {  # name -> (precision, channels_last, reference layers)
 def time_training(model: str, crop: int, batch: int, args, text_encoder, setting: str = "auto") -> dict:
     from irestore.training import build_config
     from irestore.training.distributed import DistInfo
-    from irestore.training.loop import Trainer, training_dtype
+    from irestore.training.loop import Trainer, prefers_cpu_bf16, training_dtype
     from irestore.training.tasks import create_task, to_device
 
     device = torch.device(args.device)
@@ -126,7 +129,7 @@ def time_training(model: str, crop: int, batch: int, args, text_encoder, setting
         config = build_config({"dataset": "synthetic", "out": out, "task": task, "model": model, "crop": crop,
                                "batch_size": batch, "precision": precision, "device": args.device, "warmup_steps": 0,
                                "channels_last": channels_last})
-        dtype = training_dtype(config.precision, device)
+        dtype = training_dtype(config.precision, device, prefers_cpu_bf16(config))
         torch.manual_seed(0)
         trainer = Trainer(config, create_task(config, device, dtype, text_encoder if task == "restorer" else None), DistInfo(), device, dtype)
         batches = [to_device(synthetic_batch(batch, crop, s), device, trainer.channels_last) for s in range(4)]
@@ -170,6 +173,25 @@ def time_data(dataset: str, crop: int, batch: int, workers: int, seconds_budget:
             "samples_per_s": samples / seconds}
 
 
+def quality_run(model: str, precision: str, args, text_encoder) -> dict:
+    """A real training run (`irestore.training.train`, data loading included) of
+    --quality-steps steps; the validation PSNR it ends with, and its end-to-end samples/s."""
+    from irestore.training import build_config, train
+
+    with tempfile.TemporaryDirectory() as out:
+        config = build_config({
+            "dataset": args.quality_dataset, "degradations": args.quality_degradations, "out": f"{out}/run", "model": model,
+            "crop": args.quality_crop, "batch_size": 8, "max_steps": args.quality_steps, "val_every": args.quality_steps,
+            "val_samples": 16, "precision": precision, "device": args.device, "workers": 1, "seed": 0,
+        })
+        begin = time.perf_counter()
+        result = train(config, text_encoder=text_encoder)
+        seconds = time.perf_counter() - begin
+    return {"model": model, "precision": precision, "steps": result.step, "minutes": seconds / 60,
+            "samples_per_s": result.step * 8 / seconds, "val_psnr": result.validation.get("psnr"),
+            "input_psnr": result.validation.get("input_psnr"), "final_loss": result.final_loss}
+
+
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
     """A Markdown table (pastes into the README as it is)."""
     cells = [[title for _, title, _ in columns]]
@@ -198,6 +220,11 @@ def main() -> None:
                         help="comma-separated, timed side by side: before (fp32, NCHW, the reference layers), layers "
                              "(fp32, NCHW), cl (fp32, channels_last), bf16 (bf16, channels_last), auto (--precision and "
                              "--channels-last as given: the training defaults)")
+    parser.add_argument("--quality-dataset", default=None,
+                        help="also train each model for --quality-steps in fp32 and in bf16 on this dataset and compare validation PSNR")
+    parser.add_argument("--quality-degradations", default=None)
+    parser.add_argument("--quality-steps", type=int, default=200)
+    parser.add_argument("--quality-crop", type=int, default=96)
     parser.add_argument("--dataset", default=None, help="also time the data pipeline on this dataset spec")
     parser.add_argument("--degradations", default=None)
     parser.add_argument("--workers", default="0,2")
@@ -229,6 +256,20 @@ def main() -> None:
                            ("precision", "precision", "s"), ("channels_last", "ch-last", ""), ("steps", "timed steps", "d"),
                            ("s_per_step", "s/step", ".3f"), ("steps_per_s", "steps/s", ".2f"), ("samples_per_s", "samples/s", ".1f"),
                            ("speedup", "vs first", ".2f"), ("peak_gb", "peak GB", ".2f")])
+    quality_rows = []
+    if args.quality_dataset:
+        print(f"\n# bf16 quality check: {args.quality_steps} steps on {args.quality_dataset} ({args.quality_degradations}), "
+              f"crop {args.quality_crop}, batch 8, seed 0, the same data in both runs")
+        for model in models:
+            if model.startswith("degnet"):
+                continue
+            for precision in ("fp32", "bf16"):
+                quality_rows.append(quality_run(model, precision, args, text_encoder))
+                print(json.dumps(quality_rows[-1]), file=sys.stderr, flush=True)
+        print_table(quality_rows, [("model", "model", "s"), ("precision", "precision", "s"), ("steps", "steps", "d"),
+                                   ("minutes", "minutes", ".1f"), ("samples_per_s", "samples/s (end to end)", ".1f"),
+                                   ("input_psnr", "val input PSNR", ".2f"), ("val_psnr", "val PSNR", ".2f"),
+                                   ("final_loss", "last loss", ".4f")])
     data_rows = []
     if args.dataset:
         print(f"\n# data pipeline: {args.dataset}, degradations {args.degradations or 'the layout default'}")
@@ -238,7 +279,7 @@ def main() -> None:
         print_table(data_rows, [("crop", "crop", "d"), ("batch", "batch", "d"), ("workers", "workers", "d"),
                                 ("samples_per_s", "samples/s", ".1f")])
     if args.json:
-        args.json.write_text(json.dumps({"train_step": rows, "data": data_rows}, indent=2))
+        args.json.write_text(json.dumps({"train_step": rows, "quality": quality_rows, "data": data_rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -219,6 +219,44 @@ def test_broad_mixtures_carry_distinct_families_and_draws_are_seeded(photo):
     assert np.array_equal(a.image, b.image) and a.params == b.params
 
 
+def test_broad_rain_haze_and_low_light_span_wide_parameter_ranges(photo):
+    from irestore.data import broad
+
+    rains = [broad.rain(photo, np.random.default_rng(seed)).params for seed in range(40)]
+    own = [p for p in rains if "defocus" in p["layers"][0]]  # the widened model, not degrade's
+    angles = [layer["angle"] for p in own for layer in p["layers"]]
+    lengths = [layer["length"] for p in own for layer in p["layers"]]
+    assert max(angles) - min(angles) > 45 and max(lengths) > 40 and min(lengths) < 10
+    assert {p["blend"] for p in own} == {"screen", "additive", "lighten"}
+    assert any(p["veil"] > 0 for p in own) and any(p["veil"] == 0 for p in own)
+    assert {p["severity"] for p in rains} == {"light", "moderate", "heavy"}
+    hazes = [broad.haze(photo, np.random.default_rng(seed)) for seed in range(20)]
+    assert max(np.ptp(h.params["airlight"]) for h in hazes) > 0.05  # coloured atmospheric light
+    assert min(h.params["beta"] for h in hazes) < 0.06 and max(h.params["beta"] for h in hazes) > 0.2
+    dark = [broad.lowlight(photo, np.random.default_rng(seed)) for seed in range(20)]
+    assert max(np.ptp(d.params["cast"]) for d in dark) > 0.1
+    assert all(d.image.mean() < photo.mean() for d in dark)
+    for degraded in (*hazes, *dark):
+        assert degraded.image.min() >= 0 and degraded.image.max() <= 1
+        labels, _, _ = targets_from_params(degraded.params)
+        assert [LABELS[i] for i in np.flatnonzero(labels)] == [TYPE_TO_LABEL[degraded.params["type"]]]
+
+
+def test_synthesis_spec_mixes_broad_families_with_degrade_items(photo):
+    from irestore.data.broad import Synthesis
+
+    synthesis = Synthesis("broad:rain, broad:clean, noise:10")
+    kinds = {synthesis(photo, np.random.default_rng(seed)).params["type"] for seed in range(30)}
+    assert kinds == {"rain", "clean", "noise"}
+    assert Synthesis("noise:10")(photo, np.random.default_rng(0)).params["sigma"] == 10
+    a, b = (Synthesis("broad")(photo, np.random.default_rng(3)) for _ in range(2))
+    assert np.array_equal(a.image, b.image)
+    with pytest.raises(ValueError, match="unknown broad family 'fog'"):
+        Synthesis("broad:fog")
+    with pytest.raises(ValueError, match="unknown degradation"):
+        Synthesis("broad:rain,fog")
+
+
 def test_clean_variants_stay_labelled_clean(photo):
     for seed in range(8):
         labels, _, _ = targets_from_params(broad_degradation(photo, np.random.default_rng(seed), "clean").params)

@@ -325,6 +325,20 @@ def test_pixel_cache_gives_the_same_items_and_decodes_each_photo_once(tmp_path):
     assert plain.pixel_cache is None
 
 
+def test_broad_family_specs_degrade_training_photos(tmp_path):
+    rng = np.random.default_rng(0)
+    for n in range(2):
+        write_noise(tmp_path / "photos" / f"{n}.png", rng, size=(80, 90))
+    dataset = build_dataset(f"folder:{tmp_path / 'photos'}", split="all", crop=48, augment=True, degradations="broad:rain", length=6)
+    for i in range(6):
+        item = dataset[i]
+        assert item["labels"][LABEL_INDEX["rain"]] == 1 and item["labels"].sum() == 1
+        assert not torch.equal(item["lq"], item["gt"])
+        assert item["prompt"] == "" or "rain" in item["prompt"].lower()  # the description (or a dropped prompt)
+    with pytest.raises(ValueError, match="unknown broad family"):
+        build_dataset(f"folder:{tmp_path / 'photos'}", split="all", crop=48, degradations="broad:snow")
+
+
 def test_pixel_cache_keeps_the_most_recent_photos_within_its_budget_read_only(tmp_path):
     from irestore.data.images import PixelCache, read_pixels
 

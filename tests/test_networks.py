@@ -53,8 +53,9 @@ def test_registered_network_forward_odd_size_and_round_trip(name, tmp_path):
     assert read_info(alone) == info
 
 
-def test_network_uses_text_time_degradation_and_respects_the_token_mask():
-    net = _randomise(create_network("erunet-tiny"))
+@pytest.mark.parametrize("name", ["erunet-tiny", "m3unet-tiny"])
+def test_network_uses_text_time_degradation_and_respects_the_token_mask(name):
+    net = _randomise(create_network(name))
     cfg = net.config
     x, mu = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
     t = torch.tensor([30])
@@ -74,6 +75,36 @@ def test_network_uses_text_time_degradation_and_respects_the_token_mask():
         # pooled-only text (one token) is accepted
         pooled = Conditioning(base_cond.text_pooled[:, None], torch.ones(1, 1, dtype=torch.bool), base_cond.text_pooled, base_cond.degradation)
         assert net(x, mu, t, pooled).shape == x.shape
+
+
+def test_m3unet_gives_one_output_per_scale_and_a_direct_regressor_ignores_the_state():
+    net = _randomise(create_network("m3unet-tiny", depth=3, encoder_blocks=(1, 1, 1), decoder_blocks=(1, 1, 1), text_levels=(0, 2)))
+    x, mu = torch.rand(1, 3, 37, 53), torch.rand(1, 3, 37, 53)
+    cond = make_cond(net.config)
+    with torch.inference_mode():
+        outs = net(x, mu, torch.tensor([5]), cond, scales=True)
+        assert [tuple(o.shape[-2:]) for o in outs] == [(37, 53), (19, 27), (10, 14)]  # ceil(size / 2^level)
+        assert torch.equal(outs[0], net(x, mu, torch.tensor([5]), cond))
+    net.zero_output()
+    with torch.inference_mode():
+        assert all(float(o.abs().max()) == 0 for o in net(x, mu, torch.tensor([5]), cond, scales=True))
+    direct = _randomise(create_network("m3unet-tiny", uses_state=False))
+    assert direct.intro.in_channels == 3
+    with torch.inference_mode():
+        a = direct(x, mu, torch.tensor([0]), make_cond(direct.config))
+        assert torch.equal(a, direct(torch.rand_like(x), mu, torch.tensor([0]), make_cond(direct.config)))
+
+
+def test_multiscale_l1_compares_each_scale_with_the_pooled_target():
+    from irestore.training.tasks import multiscale_l1
+
+    mu, gt = torch.zeros(1, 1, 4, 4), torch.arange(16.0).reshape(1, 1, 4, 4)
+    exact = [gt.clone(), torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]])]  # 2x2 block means of gt
+    assert float(multiscale_l1(exact, mu, gt)) == 0
+    off = [gt + 1, exact[1]]  # full scale off by 1 everywhere: weight 1 of 1.5 in total
+    assert abs(float(multiscale_l1(off, mu, gt)) - 1 / 1.5) < 1e-6
+    coarse_off = [gt, exact[1] - 3]  # the half scale off by 3: weight 0.5
+    assert abs(float(multiscale_l1(coarse_off, mu, gt)) - 1.5 / 1.5) < 1e-6
 
 
 def test_paper_config_matches_the_paper():

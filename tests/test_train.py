@@ -121,6 +121,30 @@ def test_x0_prediction_run_lowers_the_loss_and_its_checkpoint_samples_in_few_ste
     assert restorer.info.prediction == "x0"
 
 
+@pytest.mark.parametrize("prediction", ["x0", "direct"])
+def test_m3unet_trains_with_its_multiscale_loss_and_restores_through_its_checkpoint(prediction, photos, tmp_path, minilm):
+    settings = _settings(photos, tmp_path / prediction, model="m3unet-tiny", max_steps=40, val_every=40, ema=0.9, val_steps=1)
+    if prediction == "direct":
+        settings["prediction"] = "direct"
+    config = build_config(settings)
+    assert config.prediction == prediction  # x0 is the m3unet default
+    train(config, text_encoder=minilm)
+    task = create_task(config, torch.device("cpu"), torch.float32, minilm)
+    batch = task.collate(fixed_subset(build_datasets(config, DistInfo())[0], 16))
+    trained, info = load_checkpoint(config.run_dir / "last")
+    assert type(trained).__name__ == "M3UNet" and info.prediction == prediction
+    assert info.network.uses_state is (prediction == "x0")
+    assert _fixed_loss(task, trained, batch) < 0.85 * _fixed_loss(task, task.network, batch)
+    val = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines() if '"val"' in line][-1]
+    assert val["psnr"] > val["input_psnr"] + 1, val
+    restorer = Restorer.from_pretrained(config.run_dir / "best", device="cpu", text_encoder=minilm)
+    clean = image_to_tensor(np.asarray(Image.open(next(photos.glob("*.png"))), dtype=np.float32) / 255)
+    noisy = (clean + 0.12 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    restored = restorer.restore(noisy, prompt="remove the noise", steps=1, tile=None, generator=torch.Generator().manual_seed(1))
+    assert restored.shape == noisy.shape
+    assert float((restored - clean).abs().mean()) < float((noisy - clean).abs().mean())
+
+
 def test_resume_after_2_steps_equals_an_uninterrupted_4_step_run(photos, tmp_path, minilm):
     # workers and accumulation on, an epoch boundary inside the run: 12 samples = 3 batches per epoch
     common = {"epoch_length": 12, "accumulate": 2, "workers": 1, "val_every": 3, "warmup_steps": 1}
@@ -333,3 +357,19 @@ def test_workers_see_the_epoch_and_encode_the_prompts(photos, tmp_path, minilm):
             length = expected.tokens.shape[1]
             torch.testing.assert_close(batch["text_tokens"][i, :length], expected.tokens[0])
             assert batch["text_mask"][i].sum() == length and batch["text_mask"][i, :length].all()
+
+
+def test_auto_precision_is_bf16_on_cpu_only_for_networks_that_gain_and_cpus_that_have_it(monkeypatch, tmp_path):
+    from irestore.training import loop
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    configs = {m: build_config({"dataset": "synthetic", "out": str(tmp_path), "model": m}) for m in ("m3unet-small", "erunet-small")}
+    classifier = build_config({"dataset": "synthetic", "out": str(tmp_path), "task": "classifier"})
+    assert loop.prefers_cpu_bf16(configs["m3unet-small"]) and not loop.prefers_cpu_bf16(configs["erunet-small"])
+    assert not loop.prefers_cpu_bf16(classifier)
+    for native in (True, False):
+        monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda native=native: native)
+        assert loop.training_dtype("auto", cpu, True) == (torch.bfloat16 if native else torch.float32)
+        assert loop.training_dtype("auto", cpu, False) == torch.float32
+        assert loop.training_dtype("auto", cuda, False) == torch.bfloat16
+        assert loop.training_dtype("fp32", cpu, True) == torch.float32

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from irestore import __version__
 from irestore.io import atomic_path, atomic_write_text
-from irestore.models.erunet import ERUNet, ERUNetConfig
+from irestore.registry import NETWORK_TYPES, NetworkConfig, build_network, network_type
 from irestore.sampling import check_prediction
 from irestore.sde import SDEConfig
 
@@ -36,7 +36,7 @@ class CheckpointError(ValueError):
 class CheckpointInfo:
     """Everything besides the weights that a restorer needs (and what it was trained on)."""
 
-    network: ERUNetConfig
+    network: NetworkConfig
     sde: SDEConfig
     text_encoder: str
     text_dim: int
@@ -54,7 +54,7 @@ class CheckpointInfo:
             "format_version": FORMAT_VERSION,
             "irestore_version": self.irestore_version,
             "name": self.name,
-            "network": {"type": "erunet", "config": self.network.to_dict()},
+            "network": {"type": network_type(self.network), "config": self.network.to_dict()},
             "sde": self.sde.to_dict(),
             "text_encoder": {"name": self.text_encoder, "dim": self.text_dim},
             "classifier": self.classifier,
@@ -72,9 +72,13 @@ class CheckpointInfo:
                 f"{source}: checkpoint format {data['format_version']} is newer than this irestore "
                 f"supports ({FORMAT_VERSION}); upgrade irestore"
             )
+        network = data.get("network")
+        kind = network.get("type", "erunet") if isinstance(network, dict) else None  # v1 files before m3unet: erunet
+        if kind not in NETWORK_TYPES:
+            raise CheckpointError(f"{source}: unknown network type {kind!r}; this irestore builds {', '.join(NETWORK_TYPES)}")
         try:
             return cls(
-                network=ERUNetConfig.from_dict(data["network"]["config"]),
+                network=NETWORK_TYPES[kind][0].from_dict(data["network"]["config"]),
                 sde=SDEConfig(**data["sde"]),
                 text_encoder=data["text_encoder"]["name"],
                 text_dim=int(data["text_encoder"]["dim"]),
@@ -102,7 +106,7 @@ def write_checkpoint_folder(folder: str | Path, network: torch.nn.Module, config
     return folder
 
 
-def save_checkpoint(folder: str | Path, network: ERUNet, info: CheckpointInfo) -> Path:
+def save_checkpoint(folder: str | Path, network: torch.nn.Module, info: CheckpointInfo) -> Path:
     """Write a restorer checkpoint folder."""
     return write_checkpoint_folder(folder, network, info.to_dict())
 
@@ -146,10 +150,10 @@ def read_info(path: str | Path) -> CheckpointInfo:
     return CheckpointInfo.from_dict(data, weights)
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ERUNet, CheckpointInfo]:
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, CheckpointInfo]:
     """Rebuild the network from the config and load its weights strictly."""
     weights, data = read_config(path)
     info = CheckpointInfo.from_dict(data, weights)
-    network = ERUNet(info.network)
+    network = build_network(info.network)
     load_weights_strict(network, weights)
     return network.to(device).eval(), info

@@ -390,7 +390,7 @@ def _streak_kernel(length: float, angle: float, width: float) -> np.ndarray:
     return (cover * np.sqrt(taper)).astype(np.float32)
 
 
-def _rain_layer(shape, rng, density, length, width, angle, intensity) -> np.ndarray:
+def rain_layer(shape, rng, density, length, width, angle, intensity) -> np.ndarray:
     """Sparse random seeds smeared along the streak direction."""
     seeds = (rng.random(shape) < density) * rng.uniform(0.5, 1.0, shape)
     layer = cv2.filter2D(
@@ -421,7 +421,7 @@ def rain(image, rng, *, amount=None, severity=None) -> Degraded:
         }
         lp = {k: float(v) for k, v in lp.items()}
         layers.append(lp)
-        streaks = np.maximum(streaks, _rain_layer(image.shape[:2], rng, **lp))
+        streaks = np.maximum(streaks, rain_layer(image.shape[:2], rng, **lp))
     veil = float(max(0.0, a - 0.5) * 0.3)
     out = 1 - (1 - image) * (1 - streaks[..., None])
     out = out * (1 - veil) + veil * 0.9
@@ -452,11 +452,12 @@ def depth_proxy(image, rng, near: float = HAZE_DEPTH[0], far: float = HAZE_DEPTH
     )
     vmax, vmin = image.max(axis=2), image.min(axis=2)
     sky = cv2.GaussianBlur(vmax * (1 - (vmax - vmin) / (vmax + 1e-6)), (0, 0), 2)
-    p = 0.55 * vertical + 0.2 * _unit(low) + 0.25 * _unit(sky)
-    return (near + (far - near) * _unit(p)).astype(np.float32)
+    p = 0.55 * vertical + 0.2 * unit_range(low) + 0.25 * unit_range(sky)
+    return (near + (far - near) * unit_range(p)).astype(np.float32)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_range(x: np.ndarray) -> np.ndarray:
+    """x rescaled to [0, 1] (zeros when x is constant)."""
     span = float(x.max() - x.min())
     return (x - x.min()) / span if span > 0 else np.zeros_like(x)
 

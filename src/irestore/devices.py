@@ -44,6 +44,18 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return dtype
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bf16 matrix products natively (AMX or AVX-512 BF16), where
+    oneDNN runs bf16 convolutions several times faster than fp32."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return bool({"amx_bf16", "avx512_bf16"} & set(line.split()))
+    except OSError:
+        pass
+    return False
+
+
 def cpu_model() -> str:
     """The CPU's model name, for benchmark reports."""
     try:

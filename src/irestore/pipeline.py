@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from irestore.checkpoint import CheckpointInfo, load_checkpoint, weights_file
 from irestore.conditioning.embedding import Conditioning
 from irestore.conditioning.text import TextEncoder, create_text_encoder
 from irestore.devices import keep_freed_memory_mapped, resolve_device, resolve_precision
-from irestore.models.erunet import ERUNet
 from irestore.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
 from irestore.sde import MeanRevertingSDE
 from irestore.tiling import TiledDenoiser, choose_tile
@@ -41,15 +40,10 @@ class NonFiniteOutputError(RuntimeError):
     """The network produced NaN or Inf (typically a half-precision overflow)."""
 
 
-def activation_bytes_per_pixel(network: ERUNet, dtype: torch.dtype) -> float:
+def activation_bytes_per_pixel(network: nn.Module, dtype: torch.dtype) -> float:
     """Rough upper bound of live activation memory per input pixel during inference."""
-    cfg = network.config
-    per_level = [
-        (c * (cfg.expansion + 4) + 3 * cfg.attention_heads * cfg.attention_head_dim) / 4**i
-        for i, c in enumerate(cfg.level_channels)
-    ]
     element = torch.finfo(dtype).bits // 8
-    return 2.0 * element * sum(per_level) + 64  # 2x headroom, plus image-sized fp32 buffers
+    return 2.0 * element * network.activation_elements_per_pixel() + 64  # 2x headroom, plus image-sized fp32 buffers
 
 
 class Restorer:
@@ -57,7 +51,7 @@ class Restorer:
 
     def __init__(
         self,
-        network: ERUNet,
+        network: nn.Module,
         info: CheckpointInfo,
         text_encoder: TextEncoder,
         device: str | torch.device = "auto",

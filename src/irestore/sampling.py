@@ -104,8 +104,9 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 DEFAULT_STEPS = {"euler": 100, "posterior": 10, "ddim": 10}
 # What the network outputs: the noise ε of x_t (IR-SDE's parameterisation), or the clean image
 # x̂_0 as a correction to the degraded image μ (x̂_0 = μ + output), which a briefly trained model
-# predicts far better at large t, so few-step sampling works.
-PREDICTIONS = ("noise", "x0")
+# predicts far better at large t, so few-step sampling works; or "direct": a regressor that sees
+# μ alone and gives x̂_0 = μ + output in one pass (no SDE, no sampler steps).
+PREDICTIONS = ("noise", "x0", "direct")
 
 
 def x0_from_output(output: Tensor, mu: Tensor) -> Tensor:
@@ -123,6 +124,8 @@ def as_noise_predictor(model: NoisePredictor, sde: MeanRevertingSDE, prediction:
     """The samplers work on predicted noise; an x̂_0 network is converted exactly."""
     if check_prediction(prediction) == "noise":
         return model
+    if prediction == "direct":
+        raise ValueError("a direct regressor has no noise prediction: call sample(), which runs it once")
 
     def predict_noise(x: Tensor, mu: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
         return sde.noise_from_x0(x, mu, x0_from_output(model(x, mu, t, cond).float(), mu), t)
@@ -150,5 +153,8 @@ def sample(
 ) -> Tensor:
     """Run the named sampler on a degraded batch `lq` (BCHW, [0,1]); returns x̂_0 (unclamped).
     `prediction` says what `model` outputs (see :data:`PREDICTIONS`)."""
+    if check_prediction(prediction) == "direct":
+        lq = lq.float()
+        return x0_from_output(model(lq, lq, torch.zeros(lq.shape[0], device=lq.device), cond).float(), lq)
     predictor = as_noise_predictor(model, sde, prediction)
     return get_sampler(sampler)(predictor, lq.float(), sde, cond, steps, generator, callback)

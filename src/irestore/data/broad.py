@@ -9,7 +9,13 @@ family (and `clean`, which real photos are never quite), keeping the params form
   denoised-then-sharpened look), sigma 3-60;
 - motion: camera-shake trajectories from straight lines to shaky curves, 5-35 px;
 - defocus: disk (radius 1.5-8) or Gaussian (sigma 0.9-4) point spread functions;
-- rain, haze, low light: :mod:`irestore.degrade`'s models over their full ranges;
+- rain: :mod:`irestore.degrade`'s model, or 1-4 layers of streaks at any angle within 40 degrees
+  of vertical, 4-60 px long, 0.6-3 px wide, sparse to dense, faint to bright, sharp or out of
+  focus, tinted, screen/additive/lighten blended, with or without a veil;
+- haze: scattering through a smooth random transmission field (the depth proxy blended with
+  random low-frequency fields), beta 0.03-0.3, grey to coloured atmospheric light;
+- low light: exposure scaling and a gamma 0.8-2.2, a colour cast, Poisson-Gaussian sensor
+  noise, sometimes with a luminance-correlated part;
 - JPEG: OpenCV (4:2:0) or Pillow (4:2:0 or 4:4:4), quality 5-50;
 - low resolution: a continuous factor 1.7-4, four downscaling and three upscaling kernels;
 - clean: as saved, as a high-quality JPEG (85-97), lightly sharpened or downscaled —
@@ -69,16 +75,75 @@ def defocus(image, rng):
     return D.gaussian_blur(image, rng, sigma=float(rng.uniform(0.9, 4)))
 
 
+def _log_uniform(rng, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
 def rain(image, rng):
-    return D.rain(image, rng, amount=float(rng.uniform(0.05, 1)))
+    if rng.random() < 0.3:
+        return D.rain(image, rng, amount=float(rng.uniform(0.05, 1)))
+    base, spread = float(rng.uniform(-40, 40)), float(rng.uniform(0, 12))
+    streaks, layers = np.zeros(image.shape[:2], np.float32), []
+    for _ in range(int(rng.integers(1, 5))):
+        lp = {"density": _log_uniform(rng, 0.0008, 0.012), "length": float(rng.uniform(4, 60)),
+              "width": float(rng.uniform(0.6, 3.0)), "angle": base + float(rng.normal(0, spread)),
+              "intensity": float(rng.uniform(0.25, 0.9))}
+        layer = D.rain_layer(image.shape[:2], rng, **lp)
+        focus = float(rng.choice([0.0, rng.uniform(0.5, 2.0)]))  # drops near the lens are out of focus
+        if focus:
+            layer = cv2.GaussianBlur(layer, (0, 0), focus)
+        streaks = np.maximum(streaks, layer)
+        layers.append({**lp, "defocus": focus})
+    tint = (1 - rng.uniform(0, 0.12, 3)).astype(np.float32)
+    s = streaks[..., None] * tint
+    blend = str(rng.choice(["screen", "screen", "additive", "lighten"]))
+    out = 1 - (1 - image) * (1 - s) if blend == "screen" else image + s if blend == "additive" else np.maximum(image, s)
+    veil = float(rng.uniform(0, 0.25)) if rng.random() < 0.4 else 0.0
+    out = out * (1 - veil) + veil * float(rng.uniform(0.75, 1.0))
+    # the amount degrade's model would need for this much streak cover (about cover = 0.4 a^2)
+    amount = float(np.clip(np.sqrt(float(np.mean(np.clip(out - image, 0, 1))) / 0.4), 0, 1))
+    params = {"type": "rain", "amount": amount, "layers": layers, "veil": veil, "blend": blend,
+              "severity": D.PRIMARY["rain"].severity(amount)}
+    return _done(out, params, rng)
+
+
+def _smooth_field(shape, rng) -> np.ndarray:
+    """A random low-frequency field in [0, 1] (2-8 control points a side, bicubic)."""
+    cells = int(rng.integers(2, 9))
+    field = cv2.resize(rng.standard_normal((cells, cells)).astype(np.float32), shape[::-1], interpolation=cv2.INTER_CUBIC)
+    return D.unit_range(field)
 
 
 def haze(image, rng):
-    return D.haze(image, rng, beta=float(rng.uniform(0.04, 0.2)))
+    beta = _log_uniform(rng, 0.03, 0.3)
+    near, far = D.HAZE_DEPTH
+    weight = float(rng.uniform(0, 1))  # 1: the depth proxy alone; 0: a random transmission field
+    blend = weight * D.unit_range(D.depth_proxy(image, rng)) + (1 - weight) * _smooth_field(image.shape[:2], rng)
+    depth = near + (far - near) * D.unit_range(blend)
+    level = float(rng.uniform(0.6, 1.0))
+    airlight = np.clip(level * (1 + rng.uniform(-0.1, 0.1, 3)), 0, 1).astype(np.float32)  # grey to tinted
+    t = np.exp(-beta * depth)[..., None]
+    params = {"type": "haze", "beta": beta, "airlight": [float(a) for a in airlight], "proxy_weight": weight,
+              "depth_range": [float(depth.min()), float(depth.max())], "severity": D.PRIMARY["haze"].severity(beta)}
+    return _done(image * t + airlight * (1 - t), params, rng)
 
 
 def lowlight(image, rng):
-    return D.lowlight(image, rng, brightness=float(rng.uniform(0.05, 0.2)))
+    target = float(rng.uniform(0.03, 0.22))
+    gamma = float(rng.uniform(0.8, 2.2))
+    cast = np.clip(1 + rng.normal(0, 0.08, 3), 0.75, 1.25).astype(np.float32)  # white balance off
+    dark = image**gamma * cast
+    k = float(min(1.0, target / max(float(dark.mean()), 1e-6)))
+    dark = dark * k
+    read, gain = float(rng.uniform(0.5, 8.0)), _log_uniform(rng, 3e-4, 6e-3)
+    sigma = np.sqrt(gain * np.clip(dark, 0, None) + (read / 255) ** 2)
+    noise = rng.standard_normal(dark.shape, dtype=np.float32)
+    correlated = float(rng.choice([0.0, rng.uniform(0.2, 0.7)]))  # a luminance part shared by the channels
+    if correlated:
+        noise = np.sqrt(1 - correlated**2) * noise + correlated * rng.standard_normal(dark.shape[:2], dtype=np.float32)[..., None]
+    params = {"type": "lowlight", "brightness": target, "gamma": gamma, "exposure": k, "cast": [float(c) for c in cast],
+              "read_sigma": read, "shot_gain": gain, "correlated": correlated, "severity": D.PRIMARY["lowlight"].severity(target)}
+    return _done(dark + sigma * noise, params, rng)
 
 
 def _pillow_jpeg(image: np.ndarray, quality: int, subsampling: int) -> np.ndarray:
@@ -175,3 +240,38 @@ def broad_degradation(image: np.ndarray, rng: np.random.Generator, kind: str | N
     if kind not in SINGLE:
         raise ValueError(f"unknown degradation family {kind!r}; choose one of clean, mix, mix3, {', '.join(FAMILIES)}")
     return _measured(SINGLE[kind], image, rng)
+
+
+BROAD_KINDS = ("clean", "mix", "mix3", *FAMILIES)
+
+
+class Synthesis:
+    """The synthetic degradation of a training sample, from a spec of comma-separated
+    alternatives (one drawn uniformly per sample, so repeating one weights it): each an
+    :mod:`irestore.degrade` spec item (``noise:0-50``, ``rain:heavy``, ``mix``, ...), or
+    ``broad`` (a random draw of this module's whole family) or ``broad:KIND`` (one family,
+    ``clean``, ``mix`` or ``mix3``). A derain specialist's recipe, for instance:
+    ``broad:rain,broad:rain,broad:rain,broad:clean``."""
+
+    def __init__(self, spec: str):
+        if not isinstance(spec, str) or not spec.strip():
+            raise ValueError("empty degradation spec")
+        self.spec = spec
+        self.items: list[tuple[str, object]] = []
+        for part in (p.strip() for p in spec.split(",")):
+            name, _, kind = (x.strip() for x in part.partition(":"))
+            if name.lower() != "broad":
+                self.items.append(("degrade", D.parse_spec(part)))
+            elif kind and kind.lower() not in BROAD_KINDS:
+                raise ValueError(f"unknown broad family {kind!r} in {part!r}; choose one of {', '.join(BROAD_KINDS)}")
+            else:
+                self.items.append(("broad", kind.lower() or None))
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> D.Degraded:
+        source, item = self.items[int(rng.integers(len(self.items)))] if len(self.items) > 1 else self.items[0]
+        if source == "broad":
+            return broad_degradation(image, rng, item)
+        return D.degrade(image, item, rng)
+
+    def __repr__(self) -> str:
+        return f"Synthesis({self.spec!r})"

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from irestore.data.broad import Synthesis
 from irestore.data.images import PixelCache, align_pair, augment, crop_window, read_pixels, reflect_pad, to_float
 from irestore.data.layouts import DEFAULT_VAL_FRACTION, DatasetError, Pair, resolve, scan_split
 from irestore.data.prompts import load_prompt_table, stored_prompt, task_prompt
-from irestore.degrade import degrade, parse_spec
 from irestore.labels import NUM_LABELS, targets_from_labels, targets_from_params
 
 __all__ = ["BLUR_MARGIN", "RestorationDataset", "build_dataset"]
@@ -68,8 +68,8 @@ class RestorationDataset(Dataset):
         self.crop, self.seed, self.augment = crop, seed, augment
         self.prompt_dropout, self.length = prompt_dropout, length
         self.degradations = degradations
-        self._spec = parse_spec(degradations) if degradations else None
-        if self._spec is None and any(p.lq is None for p in self.pairs):
+        self._synthesis = Synthesis(degradations) if degradations else None
+        if self._synthesis is None and any(p.lq is None for p in self.pairs):
             raise ValueError(f"{name}: clean images need a degradation spec (e.g. 'noise:0-50')")
         self.stored_prompts = [stored_prompt(p, prompts or {}) for p in self.pairs]
         self.epoch = 0
@@ -141,7 +141,7 @@ class RestorationDataset(Dataset):
         pixels = self._read(pair.gt)
         if self.crop is None:
             clean = to_float(pixels)
-            result = degrade(clean, self._spec, rng)
+            result = self._synthesis(clean, rng)
             return result.image, clean, result.params, result.description
         pixels = reflect_pad(pixels, self.crop)
         height, width = pixels.shape[:2]
@@ -149,7 +149,7 @@ class RestorationDataset(Dataset):
         top, left = max(y - BLUR_MARGIN, 0), max(x - BLUR_MARGIN, 0)
         bottom, right = min(y + self.crop + BLUR_MARGIN, height), min(x + self.crop + BLUR_MARGIN, width)
         region = to_float(pixels[top:bottom, left:right])
-        result = degrade(region, self._spec, rng)
+        result = self._synthesis(region, rng)
         window = np.s_[y - top:y - top + self.crop, x - left:x - left + self.crop]
         return result.image[window], region[window], result.params, result.description
 

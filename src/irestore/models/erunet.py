@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from irestore.conditioning.embedding import Conditioning
@@ -20,6 +19,7 @@ from irestore.models.layers import (
     LinearAttention,
     TextCrossAttention,
     TextImageFusion,
+    pad_to_multiple,
 )
 
 
@@ -83,6 +83,8 @@ class _Stage(nn.Module):
 
 
 class ERUNet(nn.Module):
+    CPU_BF16 = False  # its depthwise convs and element-wise layers train slower in bf16 on a CPU
+
     def __init__(self, config: ERUNetConfig = ERUNetConfig()):
         super().__init__()
         self.config = config
@@ -107,7 +109,7 @@ class ERUNet(nn.Module):
     def forward(self, x: Tensor, mu: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
         """Predict the noise in x_t. Any H×W: padded to the network multiple and cropped back."""
         height, width = x.shape[-2:]
-        h = self.intro(_pad_to_multiple(torch.cat([x, mu], dim=1), self.config.multiple))
+        h = self.intro(pad_to_multiple(torch.cat([x, mu], dim=1), self.config.multiple))
         emb = self.fusion(t.expand(x.shape[0]), cond.text_pooled, cond.degradation)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
@@ -120,12 +122,14 @@ class ERUNet(nn.Module):
             h = self.decoders[i](self.ups[i](h) + skips[i], emb)
         return self.outro(h)[..., :height, :width]
 
+    def zero_output(self) -> None:
+        """Start as the identity x̂_0 = μ (for x̂_0 prediction)."""
+        nn.init.zeros_(self.outro.weight)
+        nn.init.zeros_(self.outro.bias)
 
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    pad_h = -x.shape[-2] % multiple
-    pad_w = -x.shape[-1] % multiple
-    if not (pad_h or pad_w):
-        return x
-    # reflect needs the pad to be smaller than the size; replicate covers tiny inputs
-    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    def activation_elements_per_pixel(self) -> float:
+        """Rough count of live activation values per input pixel during inference."""
+        cfg = self.config
+        return sum((c * (cfg.expansion + 4) + 3 * cfg.attention_heads * cfg.attention_head_dim) / 4**i
+                   for i, c in enumerate(cfg.level_channels))
+

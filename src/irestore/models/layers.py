@@ -165,3 +165,13 @@ class TextImageFusion(nn.Module):
         if self.degradation_mlp is not None and degradation is not None:
             emb = emb + self.degradation_mlp(degradation.to(emb.dtype))
         return self.fuse(emb)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Pad H and W at the bottom/right up to a multiple (the U-Nets crop their output back)."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    if not (pad_h or pad_w):
+        return x
+    # reflect needs the pad to be smaller than the size; replicate covers tiny inputs
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

@@ -67,7 +67,8 @@ class TrainConfig:
     classifier: str | None = None
     prompt_dropout: float = 0.1
     sde: Mapping[str, Any] = field(default_factory=dict)  # SDEConfig overrides
-    prediction: str = "noise"  # restorer output: "noise" (IR-SDE ML loss) or "x0" (L1 on x̂_0)
+    prediction: str | None = None  # restorer output: "noise" (IR-SDE ML loss), "x0" (L1 on x̂_0) or "direct"
+    # (one-pass regressor); None = "x0" for m3unet networks (their multi-scale L1), else "noise"
     # execution
     device: str = "auto"
     precision: str = "auto"
@@ -136,9 +137,11 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """Check the settings and fill every derived one, so the saved config is complete."""
     _check(config)
     warmup = config.warmup_steps if config.warmup_steps is not None else min(1000, config.max_steps // 20)
+    model = config.model or DEFAULT_MODELS[config.task]
     return replace(
         config,
-        model=config.model or DEFAULT_MODELS[config.task],
+        model=model,
+        prediction=config.prediction or ("x0" if model.startswith("m3unet") else "noise"),
         lr=config.lr if config.lr is not None else DEFAULT_LR[config.task],
         warmup_steps=warmup,
         schedule_steps=config.schedule_steps or config.max_steps,
@@ -169,7 +172,7 @@ def _check(config: TrainConfig) -> None:
         problems.append(f"ema decay must be in [0, 1), got {config.ema}")
     if not 0 <= config.prompt_dropout <= 1:
         problems.append(f"prompt_dropout must be in [0, 1], got {config.prompt_dropout}")
-    if config.prediction not in PREDICTIONS:
+    if config.prediction is not None and config.prediction not in PREDICTIONS:
         problems.append(f"prediction must be one of {', '.join(PREDICTIONS)}, got {config.prediction!r}")
     if not 0 < config.val_fraction < 1:
         problems.append(f"val_fraction must be in (0, 1), got {config.val_fraction}")

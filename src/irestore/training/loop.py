@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from irestore.conditioning.text import TextEncoder
-from irestore.devices import resolve_precision
+from irestore.devices import cpu_has_native_bf16, resolve_precision
 from irestore.training import distributed
 from irestore.training.config import ConfigError, TrainConfig, save_config
 from irestore.training.data import BatchStream, fixed_subset
@@ -68,11 +68,30 @@ class TrainResult:
         return self.stopped_by == "interrupted"
 
 
-def training_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """'auto' is bf16 autocast on CUDA and fp32 elsewhere; the rest as `resolve_precision`."""
+def training_dtype(precision: str, device: torch.device, cpu_bf16: bool = False) -> torch.dtype:
+    """'auto' is bf16 autocast on CUDA; on a CPU with native bf16, bf16 for networks that gain
+    from it (``cpu_bf16``, see `prefers_cpu_bf16`), else fp32. The rest as `resolve_precision`."""
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda" or (device.type == "cpu" and cpu_bf16 and cpu_has_native_bf16()):
+            return torch.bfloat16
+        return torch.float32
     return resolve_precision(precision, device)
+
+
+def prefers_cpu_bf16(config: TrainConfig) -> bool:
+    """Whether the config's network trains faster in bf16 on a CPU with native bf16: true for
+    dense-convolution networks (M3UNet: 2.2x over fp32 channels_last on this project's CPU),
+    false for ERUNet and DegNet, whose depthwise convolutions and element-wise layers ran
+    slower in bf16 (benchmarks/train_speed.py --settings cl,bf16)."""
+    from irestore.registry import NETWORK_TYPES, network_config, network_type
+
+    if config.task != "restorer":
+        return False
+    try:
+        family = NETWORK_TYPES[network_type(network_config(config.model))][1]
+    except KeyError:
+        return False  # an unknown model fails later with its own message
+    return bool(getattr(family, "CPU_BF16", False))
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
@@ -410,7 +429,7 @@ def train(
     stop = stop or threading.Event()
     metrics = None
     try:
-        dtype = training_dtype(config.precision, device)
+        dtype = training_dtype(config.precision, device, prefers_cpu_bf16(config))
         prepare_run_dir(config, resume)  # every rank checks, so a refusal stops all of them
         distributed.barrier(info)
         state = load_state(config.run_dir / STATE_NAME) if resume else None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import default_collate
 
@@ -22,8 +23,8 @@ from irestore.conditioning.text import TextEncoder, create_text_encoder
 from irestore.labels import LABELS
 from irestore.metrics import psnr, ssim
 from irestore.models.degnet import DegNet, DegNetConfig, classifier_loss
-from irestore.models.erunet import ERUNet, ERUNetConfig
-from irestore.registry import network_config
+from irestore.models.m3unet import M3UNetConfig
+from irestore.registry import NetworkConfig, build_network, network_config
 from irestore.sampling import sample, x0_from_output
 from irestore.sde import MeanRevertingSDE, SDEConfig
 from irestore.training.config import ConfigError, TrainConfig
@@ -131,10 +132,9 @@ class RestorerTask(Task):
         self.classifier, self.classifier_path = self._load_classifier(config.classifier)
         self.sde = MeanRevertingSDE(SDEConfig(**config.sde))
         self.network_config = self._network_config()
-        self.network = ERUNet(self.network_config).to(device)
-        if config.prediction == "x0":  # start as the identity x̂_0 = μ
-            nn.init.zeros_(self.network.outro.weight)
-            nn.init.zeros_(self.network.outro.bias)
+        self.network = build_network(self.network_config).to(device)
+        if config.prediction != "noise":  # start as the identity x̂_0 = μ
+            self.network.zero_output()
         self.collate = PromptCollate(self.text_encoder)
 
     def _load_classifier(self, path: str | None) -> tuple[DegNet | None, str | None]:
@@ -143,9 +143,15 @@ class RestorerTask(Task):
         classifier, _ = load_classifier(path, self.device)
         return classifier.requires_grad_(False), str(Path(path).resolve())
 
-    def _network_config(self) -> ERUNetConfig:
+    def _network_config(self) -> NetworkConfig:
         overrides = dict(self.config.model_overrides)
+        try:
+            family = network_config(self.config.model)
+        except KeyError as error:
+            raise ConfigError(f"model {self.config.model!r}: {error}") from error
         wanted = {"text_dim": self.text_encoder.dim}
+        if isinstance(family, M3UNetConfig):
+            wanted["uses_state"] = self.config.prediction != "direct"  # a direct regressor sees μ alone
         if self.classifier is not None:
             wanted["degradation_dim"] = self.classifier.config.embed_dim
         for key, value in wanted.items():
@@ -153,7 +159,7 @@ class RestorerTask(Task):
                 raise ConfigError(f"model_overrides sets {key}={overrides[key]}, but the conditioning gives {value}")
         try:
             return network_config(self.config.model, **{**overrides, **wanted})
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ConfigError(f"model {self.config.model!r}: {error}") from error
 
     def conditioning(self, batch: dict) -> Conditioning:
@@ -175,14 +181,20 @@ class RestorerTask(Task):
     def loss(self, network: nn.Module, batch: dict, generator: torch.Generator) -> Tensor:
         lq, gt = batch["lq"], batch["gt"]
         cond = self.conditioning(batch)
-        t = torch.randint(1, self.sde.T + 1, (gt.shape[0],), generator=generator).to(self.device)
-        noise = torch.randn(gt.shape, generator=generator).to(self.device)
-        xt = self.sde.forward_sample(gt, lq, t, noise)
+        if self.config.prediction == "direct":
+            t, xt = torch.zeros(gt.shape[0], device=self.device), lq
+        else:
+            t = torch.randint(1, self.sde.T + 1, (gt.shape[0],), generator=generator).to(self.device)
+            noise = torch.randn(gt.shape, generator=generator).to(self.device)
+            xt = self.sde.forward_sample(gt, lq, t, noise)
+        multi_scale = self.config.prediction != "noise" and isinstance(self.network_config, M3UNetConfig)
         with self.autocast():
-            predicted = network(xt, lq, t, cond).float()
+            predicted = network(xt, lq, t, cond, scales=True) if multi_scale else network(xt, lq, t, cond)
+        if multi_scale:
+            return multiscale_l1([p.float() for p in predicted], lq, gt)
         if self.config.prediction == "x0":
-            return self.sde.x0_loss(x0_from_output(predicted, lq), gt)
-        return self.sde.ml_loss(predicted, xt, gt, lq, t)
+            return self.sde.x0_loss(x0_from_output(predicted.float(), lq), gt)
+        return self.sde.ml_loss(predicted.float(), xt, gt, lq, t)
 
     @torch.no_grad()
     def validate(self, network: nn.Module, batches: list[dict]) -> dict[str, float]:
@@ -221,6 +233,19 @@ class RestorerTask(Task):
             training=training,
         )
         save_checkpoint(folder, network, info)
+
+
+def multiscale_l1(residuals: list[Tensor], mu: Tensor, gt: Tensor) -> Tensor:
+    """M3UNET's multi-scale L1: each output (a residual on μ at 1, 1/2, 1/4, ... of the size)
+    against the target average-pooled to its scale; a coarser scale weighs half as much."""
+    total, weights = torch.zeros((), device=gt.device), 0.0
+    for level, residual in enumerate(residuals):
+        factor = 2**level
+        mu_s = F.avg_pool2d(mu, factor, ceil_mode=True) if level else mu
+        gt_s = F.avg_pool2d(gt, factor, ceil_mode=True) if level else gt
+        total = total + 0.5**level * (mu_s + residual - gt_s).abs().mean()
+        weights += 0.5**level
+    return total / weights
 
 
 class ClassifierTask(Task):
