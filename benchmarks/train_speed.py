@@ -9,7 +9,7 @@ Each row times `Trainer.train_step` (forward, IR-SDE ML loss or classifier loss,
 gradient clipping, AdamW, LR schedule, EMA update) on in-memory random batches, after
 untimed warm-up steps that also fill the prompt cache; so the numbers are compute only.
 The median step time is reported (robust to other load on a shared machine).
-A row stops early after --max-seconds (at least 2 timed steps). With --settings, each row
+A row stops early after --max-seconds per setting (at least 2 timed steps). With --settings, each row
 is timed in several settings side by side ("before" is the step as it was: fp32, NCHW and the
 layers' reference forms). With --quality-dataset, real training runs in fp32 and in bf16 check
 that bf16 keeps the quality. With --dataset, a last table gives the data pipeline's samples/s
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from irestore.devices import cpu_model
+from irestore.devices import cpu_model, keep_freed_memory_mapped
 from irestore.models import layers
 
 PROMPTS = ["remove the noise", "this photo has heavy rain", "dehaze the picture", "sharpen the motion-blurred photo",
@@ -116,7 +116,9 @@ SETTINGS = {  # name -> (precision, channels_last, reference layers)
 }
 
 
-def time_training(model: str, crop: int, batch: int, args, text_encoder, setting: str = "auto") -> dict:
+def time_training(model: str, crop: int, batch: int, args, text_encoder, settings: list[str]) -> list[dict]:
+    """One row per setting. The settings' steps are interleaved (one step of each in turn,
+    --steps rounds), so a slow spell of a shared machine slows all of them alike."""
     from irestore.training import build_config
     from irestore.training.distributed import DistInfo
     from irestore.training.loop import Trainer, prefers_cpu_bf16, training_dtype
@@ -124,35 +126,50 @@ def time_training(model: str, crop: int, batch: int, args, text_encoder, setting
 
     device = torch.device(args.device)
     task = "classifier" if model.startswith("degnet") else "restorer"
+    runs = []
     with tempfile.TemporaryDirectory() as out:
-        precision, channels_last, reference = SETTINGS.get(setting, (args.precision, args.channels_last, False))
-        config = build_config({"dataset": "synthetic", "out": out, "task": task, "model": model, "crop": crop,
-                               "batch_size": batch, "precision": precision, "device": args.device, "warmup_steps": 0,
-                               "channels_last": channels_last})
-        dtype = training_dtype(config.precision, device, prefers_cpu_bf16(config))
-        torch.manual_seed(0)
-        trainer = Trainer(config, create_task(config, device, dtype, text_encoder if task == "restorer" else None), DistInfo(), device, dtype)
-        batches = [to_device(synthetic_batch(batch, crop, s), device, trainer.channels_last) for s in range(4)]
+        for setting in settings:
+            precision, channels_last, reference = SETTINGS.get(setting, (args.precision, args.channels_last, False))
+            config = build_config({"dataset": "synthetic", "out": f"{out}/{setting}", "task": task, "model": model, "crop": crop,
+                                   "batch_size": batch, "precision": precision, "device": args.device, "warmup_steps": 0,
+                                   "channels_last": channels_last})
+            dtype = training_dtype(config.precision, device, prefers_cpu_bf16(config))
+            torch.manual_seed(0)
+            trainer = Trainer(config, create_task(config, device, dtype, text_encoder if task == "restorer" else None), DistInfo(), device, dtype)
+            batches = [to_device(synthetic_batch(batch, crop, s), device, trainer.channels_last) for s in range(4)]
+            runs.append({"setting": setting, "trainer": trainer, "batches": batches, "reference": reference, "dtype": dtype, "times": []})
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        with reference_layers(reference):
-            for s in range(args.warmup):
-                trainer.train_step([batches[s % len(batches)]])
-            synchronize(device)
-            start, times = time.perf_counter(), []
-            while len(times) < args.steps and (len(times) < 2 or time.perf_counter() - start < args.max_seconds):
+
+        def step(run: dict, index: int) -> float:
+            with reference_layers(run["reference"]):
                 begin = time.perf_counter()
-                trainer.train_step([batches[len(times) % len(batches)]])
+                run["trainer"].train_step([run["batches"][index % len(run["batches"])]])
                 synchronize(device)
-                times.append(time.perf_counter() - begin)
-        seconds = statistics.median(times)  # robust to other load on a shared machine
-    params = sum(p.numel() for p in trainer.network.parameters())
-    return {
-        "device": device_name(device), "setting": setting, "model": model, "params_m": params / 1e6, "crop": crop, "batch": batch,
-        "precision": str(dtype).split(".")[-1], "channels_last": trainer.channels_last, "steps": len(times),
-        "s_per_step": seconds, "steps_per_s": 1 / seconds, "samples_per_s": batch / seconds,
-        "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
-    }
+                return time.perf_counter() - begin
+
+        for s in range(args.warmup):
+            for run in runs:
+                step(run, s)
+        start = time.perf_counter()
+        for s in range(args.steps):
+            if s >= 2 and time.perf_counter() - start > args.max_seconds * len(runs):
+                break
+            for run in runs:
+                run["times"].append(step(run, s))
+    rows = []
+    for run in runs:
+        seconds = statistics.median(run["times"])  # robust to other load on a shared machine
+        trainer = run["trainer"]
+        rows.append({
+            "device": device_name(device), "setting": run["setting"], "model": model,
+            "params_m": sum(p.numel() for p in trainer.network.parameters()) / 1e6, "crop": crop, "batch": batch,
+            "precision": str(run["dtype"]).split(".")[-1], "channels_last": trainer.channels_last, "steps": len(run["times"]),
+            "s_per_step": seconds, "steps_per_s": 1 / seconds, "samples_per_s": batch / seconds,
+            "speedup": statistics.median(runs[0]["times"]) / seconds,
+            "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
+        })
+    return rows
 
 
 def time_data(dataset: str, crop: int, batch: int, workers: int, seconds_budget: float, degradations: str | None) -> dict:
@@ -230,6 +247,7 @@ def main() -> None:
     parser.add_argument("--workers", default="0,2")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    keep_freed_memory_mapped()  # as `irestore train` does (the CLI applies it at start)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda":
@@ -245,11 +263,9 @@ def main() -> None:
     for model in models:
         for crop in map(int, args.crops.split(",")):
             for batch in map(int, args.batches.split(",")):
-                group = []
-                for setting in settings:
-                    group.append(time_training(model, crop, batch, args, text_encoder, setting))
-                    group[-1]["speedup"] = group[0]["s_per_step"] / group[-1]["s_per_step"]
-                    print(json.dumps(group[-1]), file=sys.stderr, flush=True)
+                group = time_training(model, crop, batch, args, text_encoder, settings)
+                for row in group:
+                    print(json.dumps(row), file=sys.stderr, flush=True)
                 rows += group
     if rows:
         print_table(rows, [("setting", "setting", "s"), ("model", "model", "s"), ("params_m", "params (M)", ".2f"), ("crop", "crop", "d"), ("batch", "batch", "d"),

@@ -7,7 +7,9 @@
 # 2. the degradation classifier (configs/degnet-default.yaml) and its confusion matrix on the
 #    held-out photos (the same 20% both models hold out);
 # 3. the all-in-one restorer (configs/allinone-small.yaml) conditioned on that classifier;
-# 4. both copied into src/irestore/assets/ (scripts/package_model.py).
+# 4. both copied into src/irestore/assets/ (scripts/package_model.py);
+# 5. the pool's specialists (configs/derain.yaml, ...), trained on the same photos and holdout;
+#    each is packaged once it beats its classical peers (README "Results").
 # Each training run resumes where it stopped when its folder already holds a run.
 # Environment: TRAIN_FLAGS adds flags to both trainings (e.g. "--device cuda --threads 16
 # --batch-size 64" on a GPU); RESTORER_STEPS is the default step count to ship (pick it from
@@ -52,3 +54,6 @@ train allinone-small allinone-small.yaml --classifier "$work/degnet-default/last
 "$python" "$here/package_model.py" classifier "$work/degnet-head" degnet-default
 "$python" "$here/package_model.py" restorer "$work/allinone-small/last" allinone-small \
     --classifier degnet-default --sampler posterior --steps "${RESTORER_STEPS:-4}"
+
+# specialists for the pool (long CPU runs: each resumes where it stopped)
+train derain derain.yaml
