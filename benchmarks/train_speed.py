@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                         help="channels_last memory format (default: on CUDA only, as in training)")
     parser.add_argument("--settings", default="auto",
-                        help="comma-separated, timed side by side: before (fp32, NCHW, the reference layers), layers "
+                        help="comma-separated, timed side by side ('' to time none): before (fp32, NCHW, the reference layers), layers "
                              "(fp32, NCHW), cl (fp32, channels_last), bf16 (bf16, channels_last), auto (--precision and "
                              "--channels-last as given: the training defaults)")
     parser.add_argument("--quality-dataset", default=None,
@@ -259,8 +259,8 @@ def main() -> None:
     text_encoder = create_text_encoder("minilm") if any(m.startswith("erunet") for m in models) else None
     print(f"# irestore train step speed, torch {torch.__version__}, {device_name(torch.device(args.device))}", flush=True)
     rows = []
-    settings = args.settings.split(",")
-    for model in models:
+    settings = [setting for setting in args.settings.split(",") if setting]  # "" = no step timing
+    for model in models if settings else []:
         for crop in map(int, args.crops.split(",")):
             for batch in map(int, args.batches.split(",")):
                 group = time_training(model, crop, batch, args, text_encoder, settings)
