@@ -251,6 +251,8 @@ def test_synthesis_spec_mixes_broad_families_with_degrade_items(photo):
     assert Synthesis("noise:10")(photo, np.random.default_rng(0)).params["sigma"] == 10
     a, b = (Synthesis("broad")(photo, np.random.default_rng(3)) for _ in range(2))
     assert np.array_equal(a.image, b.image)
+    for seed in range(12):  # broad:clean includes a downscaled look: shown at the photo's size
+        assert Synthesis("broad:clean")(photo, np.random.default_rng(seed)).image.shape == photo.shape
     with pytest.raises(ValueError, match="unknown broad family 'fog'"):
         Synthesis("broad:fog")
     with pytest.raises(ValueError, match="unknown degradation"):

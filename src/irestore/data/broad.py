@@ -251,7 +251,8 @@ class Synthesis:
     :mod:`irestore.degrade` spec item (``noise:0-50``, ``rain:heavy``, ``mix``, ...), or
     ``broad`` (a random draw of this module's whole family) or ``broad:KIND`` (one family,
     ``clean``, ``mix`` or ``mix3``). A derain specialist's recipe, for instance:
-    ``broad:rain,broad:rain,broad:rain,broad:clean``."""
+    ``broad:rain,broad:rain,broad:rain,clean`` (``clean``: the photo unchanged; ``broad:clean``
+    also gives the high-quality JPEG, sharpened and downscaled looks of a clean photo)."""
 
     def __init__(self, spec: str):
         if not isinstance(spec, str) or not spec.strip():
@@ -268,10 +269,16 @@ class Synthesis:
                 self.items.append(("broad", kind.lower() or None))
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> D.Degraded:
+        """The degraded image, always the size of ``image`` (a training pair needs both alike)."""
         source, item = self.items[int(rng.integers(len(self.items)))] if len(self.items) > 1 else self.items[0]
-        if source == "broad":
-            return broad_degradation(image, rng, item)
-        return D.degrade(image, item, rng)
+        if source != "broad":
+            return D.degrade(image, item, rng)
+        degraded = broad_degradation(image, rng, item)
+        if degraded.image.shape != image.shape:  # the downscaled clean variant: shown at the original size
+            h, w = image.shape[:2]
+            return D.Degraded(D.quantize(cv2.resize(degraded.image, (w, h), interpolation=cv2.INTER_CUBIC)),
+                              degraded.params, degraded.description)
+        return degraded
 
     def __repr__(self) -> str:
         return f"Synthesis({self.spec!r})"
