@@ -242,6 +242,23 @@ def test_broad_rain_haze_and_low_light_span_wide_parameter_ranges(photo):
         assert [LABELS[i] for i in np.flatnonzero(labels)] == [TYPE_TO_LABEL[degraded.params["type"]]]
 
 
+def test_anisotropic_blur_kernel_and_compressed_noise(photo):
+    from irestore.data import broad
+
+    kernel = broad.anisotropic_kernel(3.0, 1.0, 90)  # long axis turned to vertical
+    assert abs(float(kernel.sum()) - 1) < 1e-5
+    ys, xs = np.mgrid[: kernel.shape[0], : kernel.shape[1]] - kernel.shape[0] // 2
+    assert float((kernel * ys**2).sum()) == pytest.approx(9.0, rel=0.05)
+    assert float((kernel * xs**2).sum()) == pytest.approx(1.0, rel=0.05)
+    blurs = [broad.defocus(photo, np.random.default_rng(seed)).params for seed in range(20)]
+    assert any(p.get("anisotropic") for p in blurs)
+    noisy = [broad.noise(photo, np.random.default_rng(seed)).params for seed in range(40)]
+    compressed = [p for p in noisy if "compressed" in p]
+    assert compressed and all(60 <= p["compressed"] <= 95 for p in compressed)
+    labels, _, _ = targets_from_params(compressed[0])
+    assert [LABELS[i] for i in np.flatnonzero(labels)] == ["noise"]
+
+
 def test_synthesis_spec_mixes_broad_families_with_degrade_items(photo):
     from irestore.data.broad import Synthesis
 

@@ -6,9 +6,10 @@ family (and `clean`, which real photos are never quite), keeping the params form
 :mod:`irestore.degrade` so :func:`irestore.labels.targets_from_params` reads the targets:
 
 - noise: Gaussian, per-channel, Poisson-Gaussian, and spatially correlated (demosaiced or
-  denoised-then-sharpened look), sigma 3-60;
+  denoised-then-sharpened look), sigma 3-60, sometimes JPEG-compressed (quality 60-95) after;
 - motion: camera-shake trajectories from straight lines to shaky curves, 5-35 px;
-- defocus: disk (radius 1.5-8) or Gaussian (sigma 0.9-4) point spread functions;
+- defocus: disk (radius 1.5-8), Gaussian (sigma 0.9-4) or anisotropic Gaussian (sigmas 0.5-4 on
+  axes at any angle) point spread functions;
 - rain: :mod:`irestore.degrade`'s model, or 1-4 layers of streaks at any angle within 40 degrees
   of vertical, 4-60 px long, 0.6-3 px wide, sparse to dense, faint to bright, sharp or out of
   focus, tinted, screen/additive/lighten blended, with or without a veil;
@@ -51,7 +52,12 @@ def _done(image: np.ndarray, params: dict, rng: np.random.Generator) -> D.Degrad
 
 def noise(image, rng):
     sigma = float(rng.uniform(3, 60))
-    if rng.random() < 0.75:
+    if rng.random() < 0.15:  # noise that went through a JPEG encoder after the sensor (a phone's output)
+        noisy = D.noise(image, rng, sigma=sigma, kind=str(rng.choice(D.NOISE_KINDS)))
+        quality = int(rng.integers(60, 96))
+        params = {**noisy.params, "compressed": quality}
+        return _done(_pillow_jpeg(noisy.image, quality, 2), params, rng)
+    if rng.random() < 0.7:
         return D.noise(image, rng, sigma=sigma, kind=str(rng.choice(D.NOISE_KINDS)))
     # correlated: white noise low-passed then rescaled to the same per-pixel sigma
     width = float(rng.uniform(0.5, 1.1))
@@ -69,10 +75,28 @@ def motion(image, rng):
     return _done(D.convolve(D.quantize(image), kernel), params, rng)
 
 
+def anisotropic_kernel(sigma_x: float, sigma_y: float, angle: float) -> np.ndarray:
+    """A normalised Gaussian kernel with standard deviations ``sigma_x`` / ``sigma_y`` along
+    axes turned by ``angle`` degrees (lens aberrations, a slightly tilted focal plane)."""
+    half = int(np.ceil(3 * max(sigma_x, sigma_y)))
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
+    th = np.deg2rad(angle)
+    u, v = xx * np.cos(th) + yy * np.sin(th), -xx * np.sin(th) + yy * np.cos(th)
+    kernel = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
 def defocus(image, rng):
-    if rng.random() < 0.6:
+    pick = rng.random()
+    if pick < 0.5:
         return D.defocus(image, rng, radius=float(rng.uniform(1.5, 8)))
-    return D.gaussian_blur(image, rng, sigma=float(rng.uniform(0.9, 4)))
+    if pick < 0.75:
+        return D.gaussian_blur(image, rng, sigma=float(rng.uniform(0.9, 4)))
+    sigma_x, sigma_y = float(rng.uniform(0.9, 4)), float(rng.uniform(0.5, 2.5))
+    angle = float(rng.uniform(0, 180))
+    params = {"type": "gaussian_blur", "sigma": max(sigma_x, sigma_y), "sigma_minor": min(sigma_x, sigma_y), "angle": angle,
+              "anisotropic": True, "severity": D.PRIMARY["gaussian_blur"].severity(max(sigma_x, sigma_y))}
+    return _done(D.convolve(D.quantize(image), anisotropic_kernel(sigma_x, sigma_y, angle)), params, rng)
 
 
 def _log_uniform(rng, lo: float, hi: float) -> float:
