@@ -8,7 +8,7 @@ encoder stage; cross-attention from the bottleneck to the text tokens.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -21,10 +21,11 @@ from irestore.models.layers import (
     TextImageFusion,
     pad_to_multiple,
 )
+from irestore.models.unet_config import UNetConfigMixin
 
 
 @dataclass(frozen=True)
-class ERUNetConfig:
+class ERUNetConfig(UNetConfigMixin):
     """Constructor arguments of ERUNet; saved verbatim as the model's config."""
 
     width: int = 64
@@ -43,25 +44,7 @@ class ERUNetConfig:
     level_channels: tuple[int, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
-        if len(self.encoder_blocks) != self.depth or len(self.decoder_blocks) != self.depth:
-            raise ValueError(f"encoder/decoder block counts need {self.depth} entries: {self}")
-        channels = tuple(min(self.width * 2**i, self.max_channels) for i in range(self.depth + 1))
-        object.__setattr__(self, "level_channels", channels)
-
-    @property
-    def multiple(self) -> int:
-        """Height and width are padded to a multiple of this inside the network."""
-        return 2**self.depth
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("level_channels")
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ERUNetConfig:
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "level_channels"}
-        return cls(**data)
+        self._set_level_channels()
 
 
 class _Stage(nn.Module):

@@ -17,7 +17,7 @@ multi-scale L1 loss supervises every level against the downsampled target.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +25,11 @@ from torch import Tensor, nn
 
 from irestore.conditioning.embedding import Conditioning
 from irestore.models.layers import TextCrossAttention, TextImageFusion, pad_to_multiple
+from irestore.models.unet_config import UNetConfigMixin
 
 
 @dataclass(frozen=True)
-class M3UNetConfig:
+class M3UNetConfig(UNetConfigMixin):
     """Constructor arguments of M3UNet; saved verbatim as the model's config."""
 
     width: int = 32
@@ -48,29 +49,11 @@ class M3UNetConfig:
     level_channels: tuple[int, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
-        if len(self.encoder_blocks) != self.depth or len(self.decoder_blocks) != self.depth:
-            raise ValueError(f"encoder/decoder block counts need {self.depth} entries: {self}")
+        self._set_level_channels()
         if not self.dilations or min(self.dilations) < 1:
             raise ValueError(f"dilations must be one or more positive integers, got {self.dilations}")
         if any(not 0 <= level < self.depth for level in self.text_levels):
             raise ValueError(f"text_levels must lie in 0..{self.depth - 1}, got {self.text_levels}")
-        channels = tuple(min(self.width * 2**i, self.max_channels) for i in range(self.depth + 1))
-        object.__setattr__(self, "level_channels", channels)
-
-    @property
-    def multiple(self) -> int:
-        """Height and width are padded to a multiple of this inside the network."""
-        return 2**self.depth
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("level_channels")
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> M3UNetConfig:
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "level_channels"}
-        return cls(**data)
 
 
 class DilatedBlock(nn.Module):
