@@ -217,6 +217,13 @@ def test_classifier_task_trains_and_its_checkpoint_drives_the_restorer(photos, t
     restorer_info = read_info(restorer_run / "last")
     assert restorer_info.classifier == str((tmp_path / "classifier" / "best").resolve())
     assert restorer_info.network.degradation_dim == 16
+    # on a CPU the data workers compute the embedding: the same the training process would
+    config = build_config(_settings(photos, tmp_path / "unused", classifier=str(tmp_path / "classifier" / "best")))
+    task = create_task(config, torch.device("cpu"), torch.float32, minilm)
+    batch = task.collate(fixed_subset(build_datasets(config, DistInfo())[0], 4))
+    assert batch["degradation"].shape == (4, 16)
+    torch.testing.assert_close(batch["degradation"], task._degradation_embedding(batch["lq"]))
+    assert task.conditioning(batch).degradation is batch["degradation"]
     restorer = Restorer.from_pretrained(restorer_run / "last", device="cpu", text_encoder=minilm)
     assert restorer.classifier is not None  # the engine loads the classifier the checkpoint names
     assert restorer.restore(torch.rand(1, 3, 40, 40), prompt="remove the haze", steps=2, tile=None).shape == (1, 3, 40, 40)

@@ -75,14 +75,20 @@ def batch_text(encoder: TextEncoder, prompts: list[str]) -> tuple[Tensor, Tensor
 class PromptCollate:
     """Batch items and encode their prompts: run by the DataLoader's worker processes, so the
     text encoder works in parallel with training instead of in the training loop (mixed
-    degradations give hundreds of distinct prompts, too many for any cache to absorb)."""
+    degradations give hundreds of distinct prompts, too many for any cache to absorb).
+    With a (frozen, CPU) ``classifier``, the degradation embedding of each degraded image is
+    computed there too."""
 
-    def __init__(self, encoder: TextEncoder):
+    def __init__(self, encoder: TextEncoder, classifier: nn.Module | None = None):
         self.encoder = encoder
+        self.classifier = classifier
 
     def __call__(self, items: list[dict]) -> dict:
         batch = default_collate(items)
         batch["text_tokens"], batch["text_mask"], batch["text_pooled"] = batch_text(self.encoder, batch["prompt"])
+        if self.classifier is not None:
+            with torch.no_grad():
+                batch["degradation"] = self.classifier(batch["lq"]).embedding.float()
         return batch
 
 
@@ -135,7 +141,9 @@ class RestorerTask(Task):
         self.network = build_network(self.network_config).to(device)
         if config.prediction != "noise":  # start as the identity x̂_0 = μ
             self.network.zero_output()
-        self.collate = PromptCollate(self.text_encoder)
+        # on a CPU the frozen classifier runs in the data workers (in fp32, as CPU autocast
+        # leaves DegNet); on a GPU it stays there, in the training process
+        self.collate = PromptCollate(self.text_encoder, self.classifier if device.type == "cpu" else None)
 
     def _load_classifier(self, path: str | None) -> tuple[DegNet | None, str | None]:
         if not path:
@@ -168,7 +176,10 @@ class RestorerTask(Task):
             tokens, mask, pooled = batch["text_tokens"], batch["text_mask"], batch["text_pooled"]
         else:
             tokens, mask, pooled = batch_text(self.text_encoder, batch["prompt"])
-        degradation = self._degradation_embedding(batch["lq"]) if self.network_config.degradation_dim > 0 else None
+        if "degradation" in batch:
+            degradation = batch["degradation"].to(self.device)
+        else:
+            degradation = self._degradation_embedding(batch["lq"]) if self.network_config.degradation_dim > 0 else None
         return Conditioning(tokens.to(self.device), mask.to(self.device), pooled.to(self.device), degradation)
 
     @torch.no_grad()
