@@ -15,7 +15,7 @@ from irestore.restorers import list_restorers
 from irestore.metrics import PROTOCOLS
 from irestore.suites import SUITE_FORMS
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 DATASET_FLAGS = ("cbsd68", "rain100l", "sots-outdoor", "gopro", "lol")
 

@@ -18,7 +18,7 @@ from irestore.conditioning.captioners import Captioner, create_captioner, list_c
 from irestore.conditioning.classifier import CLASSIFIER_BACKENDS
 from irestore.io import DEFAULT_MAX_PIXELS, atomic_write_text
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 
 def _fail_usage(message: str) -> None:

@@ -18,7 +18,7 @@ from irestore.conditioning.routing import route
 from irestore.io import DEFAULT_MAX_PIXELS, atomic_write_text
 from irestore.labels import LABELS, PRETTY, SEVERITY_SCALES
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 
 def _fail_usage(message: str) -> None:

@@ -13,7 +13,7 @@ from rich.table import Table
 from irestore.data.layouts import DatasetError, list_layouts, verify_layout
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 data_app = typer.Typer(
     name="data",

@@ -20,7 +20,7 @@ from irestore.model_store import (
 )
 from irestore.weights import MissingWeightsError
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 models_app = typer.Typer(
     name="models",

@@ -13,7 +13,7 @@ from rich.table import Table
 from irestore.cli.inputs import decoded_images
 from irestore.io import DEFAULT_MAX_PIXELS
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 
 def _fail_usage(message: str) -> None:

@@ -32,7 +32,7 @@ from irestore.restorers.registry import ENSEMBLE
 from irestore.sampling import SAMPLERS
 
 FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 
 def _fail_usage(message: str) -> None:

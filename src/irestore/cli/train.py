@@ -13,7 +13,7 @@ from rich.table import Table
 
 from irestore.training.config import PRECISIONS, TASKS
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 EXIT_INTERRUPTED = 130
 
