@@ -68,6 +68,14 @@ def network_type(config: NetworkConfig) -> str:
     return next(name for name, (config_class, _) in NETWORK_TYPES.items() if isinstance(config, config_class))
 
 
+def network_family(name: str) -> type[nn.Module] | None:
+    """The network class a registered name builds (None for an unknown name)."""
+    try:
+        return NETWORK_TYPES[network_type(network_config(name))][1]
+    except KeyError:
+        return None
+
+
 def build_network(config: NetworkConfig) -> nn.Module:
     return NETWORK_TYPES[network_type(config)][1](config)
 

@@ -67,6 +67,8 @@ class _Stage(nn.Module):
 
 class ERUNet(nn.Module):
     CPU_BF16 = False  # its depthwise convs and element-wise layers train slower in bf16 on a CPU
+    DEFAULT_PREDICTION = "noise"  # IR-SDE's maximum-likelihood loss
+    MULTI_SCALE = False
 
     def __init__(self, config: ERUNetConfig = ERUNetConfig()):
         super().__init__()

@@ -68,7 +68,7 @@ class TrainConfig:
     prompt_dropout: float = 0.1
     sde: Mapping[str, Any] = field(default_factory=dict)  # SDEConfig overrides
     prediction: str | None = None  # restorer output: "noise" (IR-SDE ML loss), "x0" (L1 on x̂_0) or "direct"
-    # (one-pass regressor); None = "x0" for m3unet networks (their multi-scale L1), else "noise"
+    # (one-pass regressor); None = the network family's DEFAULT_PREDICTION ("x0" for m3unet, "noise" for erunet)
     # execution
     device: str = "auto"
     precision: str = "auto"
@@ -141,13 +141,21 @@ def resolve(config: TrainConfig) -> TrainConfig:
     return replace(
         config,
         model=model,
-        prediction=config.prediction or ("x0" if model.startswith("m3unet") else "noise"),
+        prediction=config.prediction or default_prediction(config.task, model),
         lr=config.lr if config.lr is not None else DEFAULT_LR[config.task],
         warmup_steps=warmup,
         schedule_steps=config.schedule_steps or config.max_steps,
         save_every=config.save_every or config.val_every,
         val_crop=config.val_crop or config.crop,
     )
+
+
+def default_prediction(task: str, model: str) -> str:
+    """What a restorer network outputs unless told: its family's default ("noise" otherwise)."""
+    from irestore.registry import network_family
+
+    family = network_family(model) if task == "restorer" else None
+    return family.DEFAULT_PREDICTION if family is not None else "noise"
 
 
 def _check(config: TrainConfig) -> None:

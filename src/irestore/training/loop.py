@@ -83,15 +83,10 @@ def prefers_cpu_bf16(config: TrainConfig) -> bool:
     dense-convolution networks (M3UNet: 2.2x over fp32 channels_last on this project's CPU),
     false for ERUNet and DegNet, whose depthwise convolutions and element-wise layers ran
     slower in bf16 (benchmarks/train_speed.py --settings cl,bf16)."""
-    from irestore.registry import NETWORK_TYPES, network_config, network_type
+    from irestore.registry import network_family
 
-    if config.task != "restorer":
-        return False
-    try:
-        family = NETWORK_TYPES[network_type(network_config(config.model))][1]
-    except KeyError:
-        return False  # an unknown model fails later with its own message
-    return bool(getattr(family, "CPU_BF16", False))
+    family = network_family(config.model) if config.task == "restorer" else None
+    return family is not None and family.CPU_BF16  # an unknown model fails later with its own message
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:

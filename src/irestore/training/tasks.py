@@ -198,7 +198,7 @@ class RestorerTask(Task):
             t = torch.randint(1, self.sde.T + 1, (gt.shape[0],), generator=generator).to(self.device)
             noise = torch.randn(gt.shape, generator=generator).to(self.device)
             xt = self.sde.forward_sample(gt, lq, t, noise)
-        multi_scale = self.config.prediction != "noise" and isinstance(self.network_config, M3UNetConfig)
+        multi_scale = self.config.prediction != "noise" and self.network.MULTI_SCALE
         with self.autocast():
             predicted = network(xt, lq, t, cond, scales=True) if multi_scale else network(xt, lq, t, cond)
         if multi_scale:
