@@ -11,6 +11,10 @@ homogeneous tinted fog):
 - motion: a straight anti-aliased line drawn with OpenCV, 9-45 px, any angle;
 - defocus: a drawn disk of radius 2-10 px softened by a 0.5 px Gaussian (lens-like);
 - rain: anti-aliased line segments of 15-50 px at -30..30 degrees, additively blended;
+- rain-outside: rain past every range of the broad training family (irestore.data.broad: within
+  40 degrees of vertical, 4-60 px long, 0.6-3 px wide, screen/additive/lighten blends): streaks
+  45-65 degrees off vertical, 70-160 px long, 3.5-6 px wide with soft edges, alpha-composited
+  (occluding) in a grey-blue drop colour, with a faint wet-lens veil;
 - haze: fog thickening linearly towards the top, far transmission 0.35-0.75, tinted airlight;
 - lowlight: exposure 0.05-0.3 applied in linear light (sRGB gamma), read noise 1-4 levels;
 - jpeg: Pillow at quality 3-55 with 4:2:2 chroma;
@@ -88,6 +92,27 @@ def rain(image, rng):
     return _f32(image + layer[..., None] * (0.5 + 0.5 * amount)), {"type": "rain", "amount": amount}
 
 
+def rain_outside(image, rng):
+    amount = float(rng.uniform(0.2, 1.0))
+    h, w = image.shape[:2]
+    alpha = np.zeros((h, w), np.float32)
+    side = 1 if rng.random() < 0.5 else -1
+    angle = np.deg2rad(side * rng.uniform(45, 65))
+    count = int(h * w * (0.00003 + 0.00012 * amount))
+    for _ in range(count):
+        x, y = float(rng.uniform(-0.3 * w, 1.3 * w)), float(rng.uniform(-0.3 * h, h))
+        length = float(rng.uniform(70, 160))
+        dx, dy = np.sin(angle) * length, np.cos(angle) * length
+        width = int(rng.integers(4, 7))  # 3.5-6 px after the soft edge
+        cv2.line(alpha, (int(x), int(y)), (int(x + dx), int(y + dy)), float(rng.uniform(0.25, 0.6)), width, cv2.LINE_AA)
+    alpha = np.clip(cv2.GaussianBlur(alpha, (0, 0), 1.2), 0, 0.8)[..., None]
+    colour = np.array([0.78, 0.82, 0.9], np.float32) * float(rng.uniform(0.8, 1.0))
+    veil = float(rng.uniform(0.0, 0.08))
+    out = image * (1 - alpha) + colour * alpha
+    out = out * (1 - veil) + colour * veil
+    return _f32(out), {"type": "rain", "amount": amount}
+
+
 def haze(image, rng):
     h = image.shape[0]
     far = float(rng.uniform(0.35, 0.75))
@@ -128,12 +153,13 @@ def lowres(image, rng):
 
 FAMILIES = {"noise": noise, "motion": motion, "defocus": defocus, "rain": rain, "haze": haze,
             "lowlight": lowlight, "jpeg": jpeg, "lowres": lowres}
+EXTRA_FAMILIES = {"rain-outside": rain_outside}  # for alt_pairs only: not in mixtures or classifier_eval
 ORDER = ("haze", "rain", "motion", "defocus", "lowres", "lowlight", "noise", "jpeg")  # scene, optics, sensor, codec
 
 
 def degrade(image: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """One degradation of ``kind`` (a family name)."""
-    return FAMILIES[kind](np.asarray(image, np.float32), rng)
+    return {**FAMILIES, **EXTRA_FAMILIES}[kind](np.asarray(image, np.float32), rng)
 
 
 def mix(image: np.ndarray, kinds: tuple[str, str], rng: np.random.Generator) -> tuple[np.ndarray, dict]:
