@@ -11,22 +11,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from irestore.restorers import list_restorers
+from irestore.cli.messages import err, fail
 from irestore.metrics import PROTOCOLS
+from irestore.restorers import list_restorers
 from irestore.suites import SUITE_FORMS
-
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 DATASET_FLAGS = ("cbsd68", "rain100l", "sots-outdoor", "gopro", "lol")
 
 
 def _split(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
-
-
-def _fail_usage(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(2)
 
 
 def benchmark(
@@ -69,7 +63,7 @@ def benchmark(
 
             result = run_benchmark(config, on_row=on_row)
     except BenchmarkError as error:
-        _fail_usage(str(error))
+        fail(str(error))
     paths = write_reports(result, out)
     render_table(result, console)
     console.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)

@@ -10,20 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from irestore.cli.inputs import InputImage, decoded_images
+from irestore.cli.messages import err, fail
 from irestore.conditioning.captioners import Captioner, create_captioner, list_captioners
 from irestore.conditioning.classifier import CLASSIFIER_BACKENDS
 from irestore.io import DEFAULT_MAX_PIXELS, atomic_write_text
-
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
-
-
-def _fail_usage(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
 
 
 def caption_command(
@@ -45,7 +38,7 @@ def caption_command(
 ) -> None:
     """Caption an image or a folder of images. Exit code: 0 all captioned, 1 some failed, 2 usage error."""
     if not input.exists():
-        _fail_usage(f"INPUT {input}: no such file or folder")
+        fail(f"INPUT {input}: no such file or folder")
     engine = _load(captioner, classifier, backend, model, prompt_file, threshold, seed, device, offline)
     rows = []
     for item in decoded_images(input, max_pixels, decode=engine.needs_pixels):
@@ -58,7 +51,7 @@ def caption_command(
         if row["status"] == "failed":
             err.print(f"[red]failed[/red] {item.path}: {row['error']}")
     if not rows:
-        _fail_usage(f"no images found in {input}")
+        fail(f"no images found in {input}")
     if jsonl is not None:
         done = [{k: r[k] for k in ("path", "prompt", "caption_source", "labels")} for r in rows if r["status"] == "done"]
         atomic_write_text(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done))
@@ -68,7 +61,7 @@ def caption_command(
 
 def _load(name, classifier, backend, model, prompt_file, threshold, seed, device, offline) -> Captioner:
     if name not in list_captioners():
-        _fail_usage(f"--captioner {name}: choose one of {', '.join(list_captioners())}")
+        fail(f"--captioner {name}: choose one of {', '.join(list_captioners())}")
     options: dict = {"table": prompt_file} if name == "file" else {
         "classifier": classifier, "backend": backend, "device": device, "threshold": threshold, "offline": offline or None,
     }
@@ -79,7 +72,7 @@ def _load(name, classifier, backend, model, prompt_file, threshold, seed, device
     try:
         return create_captioner(name, **options)
     except (FileNotFoundError, ValueError, KeyError) as error:
-        _fail_usage(f"cannot load captioner {name!r}: {error}")
+        fail(f"cannot load captioner {name!r}: {error}")
 
 
 def _caption_one(engine: Captioner, item: InputImage) -> dict:

@@ -9,21 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from irestore.cli.inputs import InputImage, decoded_images
+from irestore.cli.messages import err, fail
 from irestore.conditioning.classifier import CLASSIFIER_BACKENDS, Classification, create_classifier
 from irestore.conditioning.routing import route
 from irestore.io import DEFAULT_MAX_PIXELS, atomic_write_text
 from irestore.labels import LABELS, PRETTY, SEVERITY_SCALES
-
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
-
-
-def _fail_usage(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
 
 
 def classify_command(
@@ -41,11 +34,11 @@ def classify_command(
     """Classify the degradations of an image or a folder of images. Exit code: 0 all classified,
     1 some files could not be read, 2 usage error (bad input, missing model)."""
     if not input.exists():
-        _fail_usage(f"INPUT {input}: no such file or folder")
+        fail(f"INPUT {input}: no such file or folder")
     try:
         classifier = create_classifier(backend, model, device, threshold, offline or None)
     except (FileNotFoundError, ValueError, KeyError) as error:
-        _fail_usage(f"cannot load the {backend} classifier: {error}")
+        fail(f"cannot load the {backend} classifier: {error}")
     rows = []
     for item in decoded_images(input, max_pixels):
         result, error = _classify(classifier, item)
@@ -56,7 +49,7 @@ def classify_command(
         if error is not None:
             err.print(f"[red]failed[/red] {item.path}: {error}")
     if not rows:
-        _fail_usage(f"no images found in {input}")
+        fail(f"no images found in {input}")
     if csv_path is not None:
         atomic_write_text(csv_path, _csv(rows))
     err.print(_table(rows, show_route, classifier.name))

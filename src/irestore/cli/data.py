@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from irestore.cli.messages import err
 from irestore.data.layouts import DatasetError, list_layouts, verify_layout
 
 out = Console()
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 data_app = typer.Typer(
     name="data",

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from irestore.cli.messages import err, fail
 from irestore.model_store import (
     StoreError,
     download_model,
@@ -20,18 +20,11 @@ from irestore.model_store import (
 )
 from irestore.weights import MissingWeightsError
 
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
-
 models_app = typer.Typer(
     name="models",
     help="The model store: which weights exist, where they resolve, fetching, importing and checking them.",
     no_args_is_help=True,
 )
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
 
 
 def _size(size: int | None) -> str:
@@ -63,7 +56,7 @@ def path_command(name: Annotated[str, typer.Argument(help="Registered model name
     try:
         print(model_path(name))
     except (MissingWeightsError, StoreError) as error:
-        _fail(str(error))
+        fail(str(error), 1)
 
 
 @models_app.command("download", no_args_is_help=True)
@@ -72,7 +65,7 @@ def download_command(name: Annotated[str, typer.Argument(help="Registered model 
     try:
         path, fetched = download_model(name)
     except (MissingWeightsError, StoreError) as error:
-        _fail(str(error))
+        fail(str(error), 1)
     err.print(f"{'downloaded' if fetched else 'already present'}: {name}")
     print(path)
 
@@ -86,7 +79,7 @@ def import_command(
     try:
         target = import_model(name, file)
     except (StoreError, OSError) as error:
-        _fail(str(error))
+        fail(str(error), 1)
     err.print(f"imported {file} as {name}")
     print(target)
 
@@ -101,7 +94,7 @@ def verify_command(
     try:
         results = verify_models(names)
     except StoreError as error:
-        _fail(str(error), 2)
+        fail(str(error), 2)
     if json_output:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

@@ -7,18 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from irestore.cli.inputs import decoded_images
+from irestore.cli.messages import err, fail
 from irestore.io import DEFAULT_MAX_PIXELS
-
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
-
-
-def _fail_usage(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
 
 
 def plan_command(
@@ -37,11 +30,11 @@ def plan_command(
     from irestore.plan import AdaptiveRestorer
 
     if not input.exists():
-        _fail_usage(f"INPUT {input}: no such file or folder")
+        fail(f"INPUT {input}: no such file or folder")
     try:
         adaptive = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed, refine=refine)
     except (FileNotFoundError, ValueError, KeyError) as error:
-        _fail_usage(f"--plan {plan}: {error}")
+        fail(f"--plan {plan}: {error}")
     table = Table(title=f"irestore plan ({plan})")
     for column in ("image", "detected", "plan", "score", "rolled back", "time"):
         table.add_column(column)
@@ -62,7 +55,7 @@ def plan_command(
         table.add_row(item.relative, ", ".join(classification.labels), result.spec() or "(untouched)", score,
                       "; ".join(result.rolled_back), f"{result.seconds:.1f} s")
     if not count:
-        _fail_usage(f"no images found in {input}")
+        fail(f"no images found in {input}")
     err.print(table)
     raise typer.Exit(1 if failed else 0)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -24,6 +23,7 @@ from irestore.batch import (
     run_batch,
     summary_dict,
 )
+from irestore.cli.messages import err, fail
 from irestore.devices import DEVICES, PRECISIONS
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from irestore.pipeline import DEFAULT_MODEL
@@ -32,12 +32,6 @@ from irestore.restorers.registry import ENSEMBLE
 from irestore.sampling import SAMPLERS
 
 FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
-
-
-def _fail_usage(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
 
 
 def restore(
@@ -73,30 +67,30 @@ def restore(
 ) -> None:
     """Restore an image or a folder of images. Exit code: 0 all done, 1 some failed, 2 usage error, 130 interrupted."""
     if prompt_from_caption and prompt is not None:
-        _fail_usage("--prompt and --prompt-from-caption exclude each other: choose one")
+        fail("--prompt and --prompt-from-caption exclude each other: choose one")
     fmt = FORMATS.get(format.upper()) if format else None
     if format and fmt is None:
-        _fail_usage(f"--format {format}: choose one of {', '.join(FORMATS)}")
+        fail(f"--format {format}: choose one of {', '.join(FORMATS)}")
     if sampler and sampler not in SAMPLERS:
-        _fail_usage(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
+        fail(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
     try:
         jobs = plan_jobs(input, output, files_from=files_from, prompt=prompt, prompt_file=prompt_file, reference_dir=reference, fmt=fmt, prompt_from_caption=prompt_from_caption)
     except (UsageError, OSError) as error:
-        _fail_usage(str(error))
+        fail(str(error))
     if not jobs:
-        _fail_usage(f"no images found in {input}")
+        fail(f"no images found in {input}")
     manifest_dir = output.parent if input.is_file() and output.suffix.lower() in IMAGE_EXTENSIONS else output
     if dry_run:
         _print_plan(jobs, json_output)
         return
     if model is not None and plan not in ("auto", "none"):
-        _fail_usage(f"--model runs one model alone; it cannot be combined with --plan {plan}")
+        fail(f"--model runs one model alone; it cannot be combined with --plan {plan}")
     if model is None and plan != "none" and precision != "fp32":
-        _fail_usage("--precision applies to one model alone (--model NAME or --plan none); the plan's members run in fp32")
+        fail("--precision applies to one model alone (--model NAME or --plan none); the plan's members run in fp32")
     if ensemble not in COUNTS:
-        _fail_usage(f"--ensemble {ensemble}: choose one of {', '.join(map(str, COUNTS))}")
+        fail(f"--ensemble {ensemble}: choose one of {', '.join(map(str, COUNTS))}")
     if strength is not None and model is None:
-        _fail_usage("--strength sets one model's control: use it with --model (e.g. --model waifu2x-photo --strength 2)")
+        fail("--strength sets one model's control: use it with --model (e.g. --model waifu2x-photo --strength 2)")
     options = RestoreOptions(steps, sampler, "auto" if tile is None else (tile or None), tile_overlap, batch_size, seed, fmt,
                              jpeg_quality, max_pixels, overwrite, scale, strength)
     needs_caption = any(job.prompt_source == "caption" for job in jobs)
@@ -118,7 +112,7 @@ def _load(model: str, device: str, precision: str):
     try:
         restorer = load_model(model, device=device, precision=precision)
     except (FileNotFoundError, ValueError, KeyError) as error:
-        _fail_usage(f"cannot load model {model!r}: {error}")
+        fail(f"cannot load model {model!r}: {error}")
     err.print(f"model: {restorer.description}")
     return restorer
 
@@ -128,9 +122,9 @@ def _check_strength(restorer, strength: float | None) -> None:
         return
     bounds = getattr(getattr(getattr(restorer, "method", None), "card", None), "strengths", None)
     if bounds is None:
-        _fail_usage(f"--strength: model {restorer.name!r} has no strength control (waifu2x-photo has)")
+        fail(f"--strength: model {restorer.name!r} has no strength control (waifu2x-photo has)")
     if not bounds[0] <= strength <= bounds[1]:
-        _fail_usage(f"--strength {strength:g}: {restorer.name} takes {bounds[0]:g} to {bounds[1]:g}")
+        fail(f"--strength {strength:g}: {restorer.name} takes {bounds[0]:g} to {bounds[1]:g}")
 
 
 AUTO_UPSCALER = {"cpu": "waifu2x-photo"}  # elsewhere (cuda, mps): realesrgan-x4plus
@@ -144,10 +138,10 @@ def _load_upscaler(name: str, device: str):
         name = AUTO_UPSCALER.get(resolve_device(device).type, "realesrgan-x4plus")
     try:
         if not method_info(name).card.changes_size:
-            _fail_usage(f"--upscaler {name}: it does not change the image size")
+            fail(f"--upscaler {name}: it does not change the image size")
         upscaler = create_restorer(name, device=str(resolve_device(device)))
     except (FileNotFoundError, ValueError, KeyError) as error:
-        _fail_usage(f"cannot load upscaler {name!r}: {error}")
+        fail(f"cannot load upscaler {name!r}: {error}")
     err.print(f"upscaler: {upscaler.description}")
     return upscaler
 
@@ -159,7 +153,7 @@ def _load_planned(plan: str, device: str, seed: int, refine: bool, ensemble: int
     try:
         restorer = AdaptiveRestorer.create(plan, device=str(resolve_device(device)), seed=seed, refine=refine, ensemble=ensemble)
     except (FileNotFoundError, ValueError, KeyError) as error:
-        _fail_usage(f"--plan {plan}: {error}")
+        fail(f"--plan {plan}: {error}")
     err.print(f"plan: {restorer.description}")
     return restorer
 
@@ -172,7 +166,7 @@ def _load_captioner(name: str, device: str):
         options = {} if name == "file" else {"device": str(resolve_device(device))}
         captioner = create_captioner(name, **options)
     except (FileNotFoundError, ValueError, KeyError) as error:
-        _fail_usage(f"cannot load captioner {name!r}: {error}")
+        fail(f"cannot load captioner {name!r}: {error}")
     err.print(f"captioner: {captioner.name}")
     return captioner
 

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from irestore.cli.messages import err, fail
 from irestore.training.config import PRECISIONS, TASKS
-
-err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines
 
 EXIT_INTERRUPTED = 130
 
@@ -85,18 +83,13 @@ def _run(flags: dict, resume: Path | None, config_file: Path | None):
         settings = build_config(*layers, flags)
         return train(settings, resume=resume is not None, console=err)
     except (ConfigError, DatasetError, StateError, CheckpointError) as error:
-        _fail(str(error), 2)
+        fail(str(error), 2)
     except (ValueError, KeyError, FileNotFoundError) as error:  # bad dataset specs, unknown names, missing weights
-        _fail(str(error).strip("'\""), 2)
+        fail(str(error).strip("'\""), 2)
     except TrainingError as error:
-        _fail(str(error), 1)
+        fail(str(error), 1)
     except KeyboardInterrupt:
-        _fail("interrupted; RUN_DIR/state.pt holds the last saved state (continue with --resume)", EXIT_INTERRUPTED)
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
+        fail("interrupted; RUN_DIR/state.pt holds the last saved state (continue with --resume)", EXIT_INTERRUPTED)
 
 
 def _report(result, as_json: bool) -> None:
