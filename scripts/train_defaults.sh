@@ -8,8 +8,9 @@
 #    held-out photos (the same 20% both models hold out);
 # 3. the all-in-one restorer (configs/allinone-small.yaml) conditioned on that classifier;
 # 4. both copied into src/irestore/assets/ (scripts/package_model.py);
-# 5. the pool's specialists (configs/derain.yaml, ...), trained on the same photos and holdout;
-#    each is packaged once it beats its classical peers (README "Results").
+# 5. the pool's specialists (configs/derain.yaml, ...), trained on the same photos and holdout,
+#    and packaged (src/irestore/assets/derain, ...); a specialist is added here once it beats
+#    its classical peers and the all-in-one model (README "Results").
 # Each training run resumes where it stopped when its folder already holds a run.
 # Environment: TRAIN_FLAGS adds flags to both trainings (e.g. "--device cuda --threads 16
 # --batch-size 64" on a GPU); RESTORER_STEPS is the default step count to ship (pick it from
@@ -57,3 +58,5 @@ train allinone-small allinone-small.yaml --classifier "$work/degnet-default/last
 
 # specialists for the pool (long CPU runs: each resumes where it stopped)
 train derain derain.yaml
+# the EMA weights that validated best; a direct regressor runs one pass
+"$python" "$here/package_model.py" restorer "$work/derain/best" derain --steps 1

@@ -67,7 +67,7 @@ class Restorer:
             keep_freed_memory_mapped()  # about 2x faster CPU inference (see the function)
         self.network = network.to(self.device).eval()
         self.info = info
-        self.sde = MeanRevertingSDE(info.sde)
+        self.sde = MeanRevertingSDE.for_device(info.sde, self.device)
         self.text_encoder = text_encoder
         self.name = info.name
         self.fingerprint = fingerprint
@@ -185,17 +185,24 @@ def _check_classifier(info: CheckpointInfo, classifier: Classifier | None) -> No
 
 
 ALLINONE_MODEL = "allinone-small"
-register_weights(
-    WeightSource(
-        name=ALLINONE_MODEL,
-        filename="model.safetensors",
-        package="irestore",
-        package_file=f"assets/{ALLINONE_MODEL}/model.safetensors",
-        kind="restorer",
-        description="all-in-one text-conditioned IR-SDE restorer (ERUNet-small, MiniLM prompts, DegNet embedding)",
-        install_hint="train one with scripts/train_defaults.sh and pass --model PATH",
+DERAIN_MODEL = "derain"
+# the diffusion checkpoints shipped in src/irestore/assets (each folder has a model card)
+SHIPPED_RESTORERS = {
+    ALLINONE_MODEL: "all-in-one text-conditioned IR-SDE restorer (ERUNet-small, MiniLM prompts, DegNet embedding)",
+    DERAIN_MODEL: "rain specialist (M3UNet-small direct regressor, one pass, MiniLM prompts)",
+}
+for _name, _description in SHIPPED_RESTORERS.items():
+    register_weights(
+        WeightSource(
+            name=_name,
+            filename="model.safetensors",
+            package="irestore",
+            package_file=f"assets/{_name}/model.safetensors",
+            kind="restorer",
+            description=_description,
+            install_hint="train one with scripts/train_defaults.sh and pass --model PATH",
+        )
     )
-)
 
 # The shipped all-in-one diffusion restorer; FFDNet (noise only, blind σ estimate) stays
 # available by name as a pretrained peer with the same restore() signature.
@@ -211,7 +218,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, device: str = "auto", p
         from irestore.restorers.ffdnet import FFDNetDenoiser
 
         return FFDNetDenoiser.from_pretrained(name, device=device, precision=precision)
-    if name != ALLINONE_MODEL and not Path(name).exists():
+    if name not in SHIPPED_RESTORERS and not Path(name).exists():
         from irestore.restorers import method_info
 
         try:

@@ -53,18 +53,34 @@ def theta_schedule(config: SDEConfig) -> Tensor:
     return 1 - alpha_bar[1 : config.T + 1]
 
 
-class MeanRevertingSDE:
-    """Precomputed schedule tables (immutable after construction) and the SDE's formulas."""
+# devices without float64 arithmetic: the schedule tables they index must be float32
+NO_FLOAT64_DEVICES = ("mps",)
 
-    def __init__(self, config: SDEConfig = SDEConfig()):
+
+class MeanRevertingSDE:
+    """Precomputed schedule tables (immutable after construction) and the SDE's formulas.
+
+    The tables are computed in float64 and kept in ``dtype``: float64 (exact, the default), or
+    float32 for a device without float64 (Apple's MPS), where a float64 lookup would fail;
+    :meth:`for_device` picks one."""
+
+    def __init__(self, config: SDEConfig = SDEConfig(), dtype: torch.dtype = torch.float64):
         self.config = config
         self.T = config.T
         self.lam = config.max_sigma
+        self.dtype = dtype
         thetas = theta_schedule(config)
         self.dt = -math.log(config.eps) / float(thetas.sum())
-        # index 0 is t = 0 (no diffusion yet); float64 tables, cast per call
-        self._theta = torch.cat([torch.zeros(1, dtype=torch.float64), thetas])
-        self._theta_bar = torch.cumsum(self._theta, 0) * self.dt
+        # index 0 is t = 0 (no diffusion yet); cast to the caller's dtype per call
+        theta = torch.cat([torch.zeros(1, dtype=torch.float64), thetas])
+        self._theta = theta.to(dtype)
+        self._theta_bar = (torch.cumsum(theta, 0) * self.dt).to(dtype)
+
+    @classmethod
+    def for_device(cls, config: SDEConfig, device: torch.device | str) -> MeanRevertingSDE:
+        """The SDE with tables a device can index: float32 where it has no float64."""
+        float32 = torch.device(device).type in NO_FLOAT64_DEVICES
+        return cls(config, torch.float32 if float32 else torch.float64)
 
     # -- schedule lookups -------------------------------------------------------------
     def theta_bar(self, t: Tensor | int) -> Tensor:
@@ -155,8 +171,7 @@ class MeanRevertingSDE:
         """A decreasing grid T = t_0 > t_1 > ... > t_steps = 0 with `steps` intervals."""
         if not 1 <= steps <= self.T:
             raise ValueError(f"steps must be between 1 and {self.T}, got {steps}")
-        grid = torch.linspace(self.T, 0, steps + 1, dtype=torch.float64).round().long()
-        return [int(v) for v in grid]
+        return [round(self.T * (1 - i / steps)) for i in range(steps + 1)]  # Python floats: no float64 tensor
 
 
 def _lookup(table: Tensor, t: Tensor | int) -> Tensor:
@@ -166,5 +181,6 @@ def _lookup(table: Tensor, t: Tensor | int) -> Tensor:
 
 
 def _as(value: Tensor, like: Tensor) -> Tensor:
-    """Cast a float64 schedule value to the dtype/device of `like` (SDE math stays fp32)."""
-    return value.to(device=like.device, dtype=like.dtype)
+    """Cast a schedule value to the dtype, then the device, of `like` (SDE math stays fp32); in
+    that order, so a float64 value from a CPU table never reaches a device as float64."""
+    return value.to(dtype=like.dtype).to(device=like.device)

@@ -136,7 +136,7 @@ class RestorerTask(Task):
         if self.text_encoder.name != config.text_encoder:
             raise ConfigError(f"text encoder {self.text_encoder.name!r} given, but the config names {config.text_encoder!r}")
         self.classifier, self.classifier_path = self._load_classifier(config.classifier)
-        self.sde = MeanRevertingSDE(SDEConfig(**config.sde))
+        self.sde = MeanRevertingSDE.for_device(SDEConfig(**config.sde), device)
         self.network_config = self._network_config()
         self.network = build_network(self.network_config).to(device)
         if config.prediction != "noise":  # start as the identity x̂_0 = μ
