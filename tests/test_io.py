@@ -6,6 +6,9 @@ import logging
 import os
 import pickle
 import struct
+import subprocess
+import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -489,6 +492,49 @@ def test_max_pixels_is_checked_before_decoding(tmp_path):
     assert _reason(path, max_pixels=10**10).startswith("truncated or corrupt PNG data")
     with pytest.raises(ImageError, match="more than --max-pixels 100"):
         read_image(_make_small_png(tmp_path), max_pixels=100)
+
+
+def test_importing_irestore_io_keeps_pillows_own_bomb_guard():
+    # in a fresh interpreter: this test process may have imported irestore.io long ago
+    code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import irestore.io; "
+            "assert Image.MAX_IMAGE_PIXELS == before is not None, Image.MAX_IMAGE_PIXELS")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_an_image_past_pillows_limit_reads_when_max_pixels_allows_it(tmp_path, monkeypatch):
+    # Pillow warns past MAX_IMAGE_PIXELS and refuses past twice that; a small stand-in limit
+    # keeps the file small. The read still decodes every pixel, and leaves the limit alone.
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)
+    pixels = _ints((20, 30, 3), 8)
+    PILImage.fromarray(pixels).save(tmp_path / "big.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = read_image(tmp_path / "big.png")
+    np.testing.assert_array_equal(image.rgb, pixels.astype(np.float32) / 255)
+    assert verify_image(tmp_path / "big.png") and PILImage.MAX_IMAGE_PIXELS == 100
+    with pytest.raises(PILImage.DecompressionBombError):
+        PILImage.open(tmp_path / "big.png")
+
+
+def test_a_file_larger_than_any_image_within_the_limit_is_refused_before_it_is_read(tmp_path):
+    path = _make_small_png(tmp_path)
+    padded = tmp_path / "padded.png"
+    data = path.read_bytes()
+    filler = b"x" * (2 << 20)  # a 2 MiB private ancillary chunk before IEND
+    chunk = struct.pack(">I", len(filler)) + b"prIv" + filler + struct.pack(">I", zlib.crc32(b"prIv" + filler))
+    padded.write_bytes(data[:-12] + chunk + data[-12:])
+    assert read_image(padded).rgb.shape[:2] == (H, W)  # a valid PNG under the default limit
+    size = padded.stat().st_size
+    with pytest.raises(ImageError) as caught:
+        read_image(padded, max_pixels=H * W)
+    assert caught.value.reason == f"file is {size} bytes, more than an image of --max-pixels {H * W} can need"
+    assert not verify_image(padded, max_pixels=H * W)
+
+
+def test_verify_image_applies_an_output_pixel_limit(tmp_path):
+    path = _make_small_png(tmp_path)
+    assert verify_image(path) and verify_image(path, max_pixels=H * W)
+    assert not verify_image(path, max_pixels=H * W - 1)
 
 
 def _make_small_png(tmp_path: Path) -> Path:

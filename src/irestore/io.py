@@ -34,8 +34,9 @@ BMP     8      no   no     no     yes        yes
   written. Alpha is carried untouched; if the restored image has another size (upscaling),
   alpha is resized to it. JPEG and BMP cannot hold alpha: writing an image that has alpha
   to them is an `ImageError` unless the caller names the format, which drops the alpha.
-- Importing this module sets ``PIL.Image.MAX_IMAGE_PIXELS = None``: `read_image` checks the
-  pixel count itself, before decoding, against ``max_pixels``.
+- `read_image` checks the pixel count itself, before decoding, against ``max_pixels`` (and the
+  file size against what such an image can need, before reading it). Pillow's process-wide
+  ``MAX_IMAGE_PIXELS`` guard stays as it is for other code; only these reads go past it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import logging
 import os
 import secrets
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -82,9 +84,10 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 )
 DEFAULT_MAX_PIXELS: int = 100_000_000
-
-# read_image checks the pixel count itself, before decoding, with a message naming the limit.
-PILImage.MAX_IMAGE_PIXELS = None
+# the largest output irestore writes: a 4x upscale of the largest input it reads by default
+OUTPUT_MAX_PIXELS: int = 16 * DEFAULT_MAX_PIXELS
+_BYTES_PER_PIXEL = 8  # 16-bit RGBA, uncompressed: the most an image file can need per pixel
+_HEADER_BYTES = 1 << 20  # room for headers, ICC profiles and EXIF beside the pixels
 
 _FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG"}  # MPO: multi-picture JPEG
@@ -185,10 +188,10 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     )
 
 
-def verify_image(path: str | os.PathLike[str]) -> bool:
-    """True if the file decodes completely (no pixel limit: outputs may be upscaled)."""
+def verify_image(path: str | os.PathLike[str], max_pixels: int = OUTPUT_MAX_PIXELS) -> bool:
+    """True if the file decodes completely (the limit is an output's: outputs may be upscaled)."""
     try:
-        _decode(Path(path), max_pixels=None)
+        _decode(Path(path), max_pixels=max_pixels)
     except ImageError:
         return False
     return True
@@ -196,7 +199,7 @@ def verify_image(path: str | os.PathLike[str]) -> bool:
 
 def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray | None, _Meta]:
     """Raw pixels (uint8/uint16, HxW or HxWx3, as stored), alpha and metadata."""
-    data = _read_bytes(path)
+    data = _read_bytes(path, max_pixels)
     with _open_pil(path, data) as im:
         fmt = _supported_format(path, im)
         _check_pixels(path, im.size, max_pixels)
@@ -213,8 +216,12 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray 
     return pixels, alpha, meta
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, max_pixels: int | None) -> bytes:
+    """The whole file, once its size shows it can hold an image within ``max_pixels``."""
     try:
+        size = path.stat().st_size
+        if max_pixels is not None and size > max_pixels * _BYTES_PER_PIXEL + _HEADER_BYTES:
+            raise ImageError(path, f"file is {size} bytes, more than an image of --max-pixels {max_pixels} can need")
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(path, _os_error_reason(path, exc)) from exc
@@ -237,7 +244,7 @@ def _os_error_reason(path: Path, exc: OSError) -> str:
 def _open_pil(path: Path, data: bytes) -> Iterator[PILImage.Image]:
     """Pillow's lazy open: format, size and metadata without decoding pixels."""
     try:
-        im = PILImage.open(io.BytesIO(data))
+        im = _open_past_pillow_guard(data)
     except Exception as exc:  # plugins raise assorted errors on malformed headers
         unidentified = isinstance(exc, UnidentifiedImageError)
         kind = _sniff(data)
@@ -249,6 +256,23 @@ def _open_pil(path: Path, data: bytes) -> Iterator[PILImage.Image]:
         raise ImageError(path, reason) from exc
     with im:
         yield im
+
+
+def _open_past_pillow_guard(data: bytes) -> PILImage.Image:
+    """``Image.open`` without Pillow's global decompression-bomb limit (the caller checks the
+    pixel count against its own limit): its warning is silenced and, past twice its limit, where
+    Image.open refuses, the format's plugin opens the header directly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            return PILImage.open(io.BytesIO(data))
+        except PILImage.DecompressionBombError:
+            pass
+    for factory, accept in PILImage.OPEN.values():
+        if accept is None or accept(data[:16]):
+            with suppress(SyntaxError, IndexError, TypeError, struct.error):
+                return factory(io.BytesIO(data), "")
+    raise UnidentifiedImageError("no Pillow plugin opens this header")
 
 
 @contextmanager
@@ -309,7 +333,7 @@ def _pil_pixels(
     """8-bit decode with Pillow: (grey HxW or RGB HxWx3, alpha, grayscale, ICC)."""
     im.load()
     if fmt == "PNG":  # load() stops at the pixels; verify() checks every chunk up to IEND
-        PILImage.open(io.BytesIO(data)).verify()
+        _open_past_pillow_guard(data).verify()
     icc = im.info.get("icc_profile")
     if im.mode == "CMYK":
         im, icc = im.convert("RGB"), None
