@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import platformdirs
@@ -145,6 +146,37 @@ def test_download_bad_sha256_leaves_nothing(tmp_path):
         resolve_weights("fake-net", offline=False)
     folder = weights.irestore_home() / "models" / "fake-net"
     assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def _hub(tmp_path, monkeypatch, files: dict[str, bytes]) -> None:
+    """A stand-in hub: HF_ENDPOINT as a file:// folder laid out like the hub's resolve URLs."""
+    folder = tmp_path / "hub" / "org" / "repo" / "resolve" / "main"
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    monkeypatch.setenv("HF_ENDPOINT", (tmp_path / "hub").as_uri())
+
+
+def test_a_downloaded_alternate_is_checked_against_its_own_sha256(tmp_path, monkeypatch):
+    _hub(tmp_path, monkeypatch, {"net.pth": PAYLOAD})  # the primary is absent: the alternate comes down
+    good = hashlib.sha256(PAYLOAD).hexdigest()
+    source = WeightSource(name="fake-net", filename="net.safetensors", hf_repo="org/repo", alternates=("net.pth",),
+                          sha256="1" * 64, checksums=(("net.pth", "0" * 64),))
+    weights.register_weights(source)
+    with pytest.raises(MissingWeightsError, match="sha256 mismatch"):
+        resolve_weights("fake-net", offline=False)
+    weights.register_weights(replace(source, name="fake-net-2", checksums=(("net.pth", good),)))
+    got = resolve_weights("fake-net-2", offline=False)
+    assert got.name == "net.pth" and file_sha256(got) == good
+
+
+def test_a_checked_source_downloads_no_file_without_a_checksum(tmp_path, monkeypatch):
+    _hub(tmp_path, monkeypatch, {"net.pth": PAYLOAD})
+    weights.register_weights(WeightSource(name="fake-net", filename="net.safetensors", hf_repo="org/repo",
+                                          alternates=("net.pth",), sha256="1" * 64))
+    with pytest.raises(MissingWeightsError, match="no sha256 declared for net.pth"):
+        resolve_weights("fake-net", offline=False)
+    assert not (weights.irestore_home() / "models" / "fake-net" / "net.pth").exists()
 
 
 def test_hub_source_builds_resolve_url(monkeypatch):

@@ -60,7 +60,10 @@ class WeightSource:
     holding ``.bin`` instead of ``.safetensors``); they are looked for and downloaded after
     ``filename``. ``companions`` are files that must lie beside ``filename`` in the same folder
     (an ncnn model's ``.bin`` beside its ``.param``); a place without them does not count.
-    ``kind`` and ``description`` are for listings only.
+    ``kind`` and ``description`` are for listings only. ``sha256`` is the checksum of
+    ``filename``; ``checksums`` gives those of the alternates as (name, sha256) pairs. Every file
+    a download brings is checked against its own checksum, and a source that declares any
+    checksum downloads no file without one.
     """
 
     name: str
@@ -75,6 +78,16 @@ class WeightSource:
     description: str = ""
     alternates: tuple[str, ...] = ()
     companions: tuple[str, ...] = ()
+    checksums: tuple[tuple[str, str], ...] = ()
+
+    def sha256_of(self, filename: str) -> str | None:
+        """The declared checksum of one of the source's files, or None."""
+        return self.sha256 if filename == self.filename else dict(self.checksums).get(filename)
+
+    @property
+    def verified(self) -> bool:
+        """Whether the source declares checksums (then every downloaded file must have one)."""
+        return bool(self.sha256 or self.checksums)
 
     def missing_companions(self, path: Path) -> list[str]:
         """The companion files absent beside ``path``."""
@@ -275,8 +288,12 @@ def _download(source: WeightSource, looked: list[str], offline: bool | None) -> 
     names = (source.filename,) if source.url else source.filenames
     for name in names:
         url, dest = source.download_url(name), cache_path(source, name)
+        sha256 = source.sha256_of(name)
+        if source.verified and sha256 is None:
+            looked.append(f"download from {url}: skipped (no sha256 declared for {name}, and the source checks its files)")
+            continue
         try:
-            _fetch(url, dest, source.sha256 if name == source.filename else None)
+            _fetch(url, dest, sha256)
             return dest
         except (OSError, ValueError) as err:
             looked.append(f"download from {url}: failed ({err})")
