@@ -231,7 +231,7 @@ def main() -> None:
             tile=args.tile,
             save_output=str(Path(tmp) / "tiled.pt"),
         )
-        diff = (torch.load(Path(tmp) / "tiled.pt") - torch.load(Path(tmp) / "untiled.pt")).abs()
+        diff = (torch.load(Path(tmp) / "tiled.pt", weights_only=True) - torch.load(Path(tmp) / "untiled.pt", weights_only=True)).abs()
 
     untiled = outputs["untiled"]
     h, w = untiled["size"]

@@ -212,3 +212,4 @@ def test_training_losses_on_a_device_without_float64_never_make_a_float64_tensor
         loss = sde.ml_loss(noise, xt, x0, mu, t)
         recovered = sde.x0_from_noise(xt, mu, noise, t)
     assert torch.isfinite(loss) and torch.allclose(recovered, x0, atol=1e-4)
+
