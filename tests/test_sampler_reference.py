@@ -12,6 +12,7 @@ from its cumulative sum to the same effect); dt makes e^{−θ̄_T} = eps.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -89,7 +90,7 @@ def reference_sample(name: str, ref: Reference, mu: np.ndarray, steps: int, seed
     grid = ref.grid(steps)
     z = iter(_draws(seed, len(grid)))
     x = mu + ref.lam * next(z)
-    for t, s in zip(grid, grid[1:]):
+    for t, s in itertools.pairwise(grid):
         eps = network(x, mu, t, ref.T)
         if name == "euler":
             mean, std = ref.euler_mean_std(x, mu, eps, t, s)

@@ -89,6 +89,7 @@ def _realesrgan(spec: str, device: str, seed: int) -> RestorationMethod:
 
 
 ALLINONE = "allinone-small"
+DERAIN_S_PER_MP = None  # filled in from benchmarks/pool_speed.py once measured
 # What it fixes is what it measurably fixes on held-out photos (README, Results): it was trained on all
 # eight labels, but makes motion blur, defocus blur and low resolution slightly worse, so the planner
 # does not offer it for those.
@@ -99,8 +100,19 @@ ALLINONE_CARD = Card(
 )
 
 
-def _allinone(spec: str, device: str, seed: int) -> RestorationMethod:
-    return DiffusionMethod(f"{PREFIX}{ALLINONE}", device=device, seed=seed, card=ALLINONE_CARD)
+DERAIN = "derain"
+# Trained on the broad rain family only (configs/derain.yaml), with clean photos mixed in so it leaves
+# rain-free pixels alone; one pass (a direct regressor), so it costs a fraction of the diffusion members.
+DERAIN_CARD = Card(
+    DERAIN, "shipped rain specialist (M3UNet-small direct regressor, one pass, text prompt)",
+    fixes={"rain": ALL_LABELS["rain"]}, parameters="text prompt", s_per_mp=DERAIN_S_PER_MP,
+    weights="shipped in irestore (src/irestore/assets/derain)",
+)
+SHIPPED = {ALLINONE: ALLINONE_CARD, DERAIN: DERAIN_CARD}  # the diffusion checkpoints in src/irestore/assets
+
+
+def _shipped(spec: str, device: str, seed: int) -> RestorationMethod:
+    return DiffusionMethod(f"{PREFIX}{spec}", device=device, seed=seed, card=SHIPPED[spec])
 
 
 def _diffusion(spec: str, device: str, seed: int) -> RestorationMethod:
@@ -132,7 +144,7 @@ for _info in (
     MethodInfo("waifu2x-photo", _card("waifu2x", "Waifu2xPhoto"), _waifu2x),
     MethodInfo("realesrgan-x4plus", _card("realesrgan", "X4PLUS_CARD"), _realesrgan),
     MethodInfo("realesr-animevideov3", _card("realesrgan", "ANIMEVIDEO_CARD"), _realesrgan),
-    MethodInfo(ALLINONE, ALLINONE_CARD, _allinone),
+    *(MethodInfo(name, card, _shipped) for name, card in SHIPPED.items()),
     MethodInfo(PREFIX, _DIFFUSION_CARD, _diffusion, prefix=True),
 ):
     register_restorer(_info)
