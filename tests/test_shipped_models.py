@@ -160,7 +160,7 @@ def test_the_default_plan_never_makes_a_held_out_photo_worse(adaptive, clean, ca
     assert after >= before - 0.05, f"{case}: {before:.2f} dB -> {after:.2f} dB with {applied!r}"
 
 
-@pytest.mark.parametrize("case,gain", [("noise", 8.0), ("lowlight", 3.0), ("haze", 1.0)])
+@pytest.mark.parametrize("case,gain", [("noise", 8.0), ("lowlight", 3.0), ("haze", 1.0), ("rain", 4.0)])
 def test_the_default_plan_restores_what_its_members_can(adaptive, clean, case, gain):
     before, after, applied = _planned(adaptive, clean, case)
     assert after > before + gain, f"{case}: {before:.2f} dB -> {after:.2f} dB with {applied!r}"

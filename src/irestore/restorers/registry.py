@@ -89,7 +89,6 @@ def _realesrgan(spec: str, device: str, seed: int) -> RestorationMethod:
 
 
 ALLINONE = "allinone-small"
-DERAIN_S_PER_MP = None  # filled in from benchmarks/pool_speed.py once measured
 # What it fixes is what it measurably fixes on held-out photos (README, Results): it was trained on all
 # eight labels, but makes motion blur, defocus blur and low resolution slightly worse, so the planner
 # does not offer it for those.
@@ -105,7 +104,7 @@ DERAIN = "derain"
 # rain-free pixels alone; one pass (a direct regressor), so it costs a fraction of the diffusion members.
 DERAIN_CARD = Card(
     DERAIN, "shipped rain specialist (M3UNet-small direct regressor, one pass, text prompt)",
-    fixes={"rain": ALL_LABELS["rain"]}, parameters="text prompt", s_per_mp=DERAIN_S_PER_MP,
+    fixes={"rain": ALL_LABELS["rain"]}, parameters="text prompt", s_per_mp=3.3,
     weights="shipped in irestore (src/irestore/assets/derain)",
 )
 SHIPPED = {ALLINONE: ALLINONE_CARD, DERAIN: DERAIN_CARD}  # the diffusion checkpoints in src/irestore/assets
