@@ -62,7 +62,15 @@ def test_network_uses_text_time_degradation_and_respects_the_token_mask(name):
     base_cond = make_cond(cfg, seed=0)
     with torch.inference_mode():
         base = net(x, mu, t, base_cond)
-        assert not torch.allclose(base, net(x, mu, t, make_cond(cfg, seed=1)))  # text/degradation matter
+        other = make_cond(cfg, seed=1)
+        # each conditioning input matters on its own: the tokens (cross-attention), the pooled
+        # sentence embedding and the degradation embedding (both through the fusion block)
+        for changed in (
+            Conditioning(other.text_tokens, base_cond.text_mask, base_cond.text_pooled, base_cond.degradation),
+            Conditioning(base_cond.text_tokens, base_cond.text_mask, other.text_pooled, base_cond.degradation),
+            Conditioning(base_cond.text_tokens, base_cond.text_mask, base_cond.text_pooled, other.degradation),
+        ):
+            assert not torch.allclose(base, net(x, mu, t, changed), atol=1e-6)
         assert not torch.allclose(base, net(x, mu, torch.tensor([80]), base_cond))  # time matters
         # padding tokens hidden by the mask do not change the result
         padded = Conditioning(
