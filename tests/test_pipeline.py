@@ -71,13 +71,19 @@ def test_conditioning_is_computed_once_per_image_not_per_tile(restorer, monkeypa
 def test_tile_option_reaches_the_sampler(restorer, monkeypatch):
     img = _image(130, 150, seed=3)
     whole = restorer.restore(img, steps=2, tile=None, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(whole, restorer.restore(img, steps=2, tile=512, generator=torch.Generator().manual_seed(0)))
     shapes = []
     real = restorer.network.forward
     monkeypatch.setattr(restorer.network, "forward", lambda x, *a: shapes.append(tuple(x.shape)) or real(x, *a))
-    restorer.restore(img, steps=2, tile=64, tile_overlap=16, tile_batch=4, generator=torch.Generator().manual_seed(0))
+    tiled = restorer.restore(img, steps=2, tile=64, tile_overlap=16, tile_batch=4, generator=torch.Generator().manual_seed(0))
     # 130x150 with 64 px tiles overlapping by >= 16: 3 rows x 3 columns = 9 tiles, batches of 4, 4, 1 per step
     assert shapes == [(4, 3, 64, 64), (4, 3, 64, 64), (1, 3, 64, 64)] * 2
+    # the tiles' predictions were used (a random network is not local, so they differ from the
+    # whole image's; tests/test_tiling.py checks the blend is exact for a local network)
+    assert not torch.equal(tiled, whole)
+    # a tile larger than the image runs the whole image in one forward per step
+    shapes.clear()
+    restorer.restore(img, steps=2, tile=512, generator=torch.Generator().manual_seed(0))
+    assert shapes == [(1, 3, 130, 150)] * 2
 
 
 def test_auto_tile_keeps_small_images_whole_and_tiles_large_ones(restorer, monkeypatch):
