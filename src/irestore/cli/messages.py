@@ -7,6 +7,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+EXIT_FAILURE = 1  # the command ran and failed (a missing model, a failed training run)
 EXIT_USAGE = 2  # bad arguments or input, as click/typer use for usage errors
 
 err = Console(stderr=True, soft_wrap=True)  # messages name files: never break a path across lines

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from irestore.cli.messages import err, fail
+from irestore.cli.messages import EXIT_FAILURE, EXIT_USAGE, err, fail
 from irestore.model_store import (
     StoreError,
     download_model,
@@ -56,7 +56,7 @@ def path_command(name: Annotated[str, typer.Argument(help="Registered model name
     try:
         print(model_path(name))
     except (MissingWeightsError, StoreError) as error:
-        fail(str(error), 1)
+        fail(str(error), EXIT_FAILURE)
 
 
 @models_app.command("download", no_args_is_help=True)
@@ -65,7 +65,7 @@ def download_command(name: Annotated[str, typer.Argument(help="Registered model 
     try:
         path, fetched = download_model(name)
     except (MissingWeightsError, StoreError) as error:
-        fail(str(error), 1)
+        fail(str(error), EXIT_FAILURE)
     err.print(f"{'downloaded' if fetched else 'already present'}: {name}")
     print(path)
 
@@ -79,7 +79,7 @@ def import_command(
     try:
         target = import_model(name, file)
     except (StoreError, OSError) as error:
-        fail(str(error), 1)
+        fail(str(error), EXIT_FAILURE)
     err.print(f"imported {file} as {name}")
     print(target)
 
@@ -94,7 +94,7 @@ def verify_command(
     try:
         results = verify_models(names)
     except StoreError as error:
-        fail(str(error), 2)
+        fail(str(error), EXIT_USAGE)
     if json_output:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from irestore.cli.messages import err, fail
+from irestore.cli.messages import EXIT_FAILURE, EXIT_USAGE, err, fail
 from irestore.training.config import PRECISIONS, TASKS
 
 EXIT_INTERRUPTED = 130
@@ -83,11 +83,11 @@ def _run(flags: dict, resume: Path | None, config_file: Path | None):
         settings = build_config(*layers, flags)
         return train(settings, resume=resume is not None, console=err)
     except (ConfigError, DatasetError, StateError, CheckpointError) as error:
-        fail(str(error), 2)
+        fail(str(error), EXIT_USAGE)
     except (ValueError, KeyError, FileNotFoundError) as error:  # bad dataset specs, unknown names, missing weights
-        fail(str(error).strip("'\""), 2)
+        fail(str(error).strip("'\""), EXIT_USAGE)
     except TrainingError as error:
-        fail(str(error), 1)
+        fail(str(error), EXIT_FAILURE)
     except KeyboardInterrupt:
         fail("interrupted; RUN_DIR/state.pt holds the last saved state (continue with --resume)", EXIT_INTERRUPTED)
 

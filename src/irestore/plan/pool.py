@@ -6,11 +6,12 @@ photo). The preference order per label is the order of :data:`DEFAULT_POOL`, whi
 held-out benchmark (README, *Results*): FFDNet beats the diffusion restorer on noise by 7 dB; the
 diffusion restorer beats the gamma curve on low light on average, and the search measures that per
 image. ``pnp-deblur`` (blind kernel estimate + FFDNet-prior deconvolution) is the only member for
-motion and defocus blur. The rain specialist ``derain`` comes before the diffusion restorer for rain: on
-the held-out photos it is +5.7 dB above it on degrade's rain and +1.4 dB on the second synthesis, at a
-quarter of the cost (it is 0.2 dB below it on rain outside its training ranges; README, *Results*). The dark channel prior is left out: the diffusion restorer dehazed each held-out photo better,
-and on a pale, low-contrast photo that the classifier takes for haze the prior did the worst damage
-of any member (58.8 -> 12.7 dB); ``--plan haze:dcp`` still runs it.
+motion and defocus blur. The rain specialist ``derain`` comes before the diffusion restorer for
+rain: on the held-out photos it is +5.7 dB above it on degrade's rain and +1.4 dB on the second
+synthesis, at a quarter of the cost (0.2 dB below it on rain outside its training ranges; README,
+*Results*). The dark channel prior is left out: the diffusion restorer dehazed each held-out
+photo better, and on a pale, low-contrast photo that the classifier takes for haze the prior did
+the worst damage of any member (58.8 -> 12.7 dB); ``--plan haze:dcp`` still runs it.
 """
 
 from __future__ import annotations
