@@ -266,9 +266,12 @@ def test_sigkill_mid_batch_then_rerun_completes_without_recomputing(tmp_path):
     for i in range(8):
         assert read_image(out / f"img{i:02d}.png").rgb.shape == (256, 256, 3)
     # no partial outputs, and temp files of a write cut off by the kill were cleaned up
+    report = ["irestore-report.json", "irestore-report.md", "irestore-report.html", "irestore-report-files"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"img{i:02d}.png" for i in range(8)] + ["irestore-manifest.jsonl"]
+        [f"img{i:02d}.png" for i in range(8)] + ["irestore-manifest.jsonl"] + report
     )
+    listed = json.loads((out / "irestore-report.json").read_text())["images"]
+    assert [r["relative"] for r in listed] == [f"img{i:02d}.png" for i in range(8)] and {r["status"] for r in listed} == {"done"}
 
 
 def test_ctrl_c_finishes_the_current_image_and_exits_130(tmp_path):
@@ -285,6 +288,11 @@ def test_ctrl_c_finishes_the_current_image_and_exits_130(tmp_path):
     assert all(r["status"] == "done" for r in records) and 1 <= len(records) < 8
     for record in records:
         assert read_image(record["output"]).rgb.shape == (256, 256, 3)
+    # the report lists exactly the finished images, each with its previews
+    listed = json.loads((out / "irestore-report.json").read_text())["images"]
+    assert sorted(r["relative"] for r in listed) == sorted(r["relative"] for r in records)
+    assert sorted(r["relative"] for r in listed) == sorted(p.name for p in out.glob("img*.png"))
+    assert all((out / name).is_file() for r in listed for name in r["previews"].values())
 
 
 def test_manifest_ends_a_torn_line_before_appending(tmp_path):

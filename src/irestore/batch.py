@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from irestore.batch_quality import QualityMeter
+from irestore.batch_report import ReportWriter, write_previews
 from irestore.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -268,13 +270,18 @@ def run_batch(
     stop: threading.Event | None = None,
     captioner=None,
     upscaler=None,
+    meter: QualityMeter | None = None,
+    report: ReportWriter | None = None,
 ) -> Summary:
     """Restore every job not already complete; returns the summary. `stop` ends the batch
     after the image in progress (its output and manifest record are still written).
     `captioner` (irestore.conditioning.captioners) writes the prompt of jobs whose prompt
     source is "caption". With ``options.scale`` > 1, a model that keeps the size is followed by
-    ``upscaler`` (a registered restoration method) to reach the larger size."""
+    ``upscaler`` (a registered restoration method) to reach the larger size. ``meter`` scores each
+    output (default: PSNR/SSIM against a job's reference only); ``report`` gets every finished
+    image's record and previews, and is written once more at the end, interrupted or not."""
     stop = stop or threading.Event()
+    meter = meter or QualityMeter(brisque=False, lpips=False)
     summary = Summary()
     started = time.perf_counter()
     todo = []
@@ -288,7 +295,7 @@ def run_batch(
     restored: queue.Queue = queue.Queue(maxsize=2)
     reader = threading.Thread(target=_read_all, args=(todo, options, decoded, stop), daemon=True)
     writer = threading.Thread(
-        target=_write_all, args=(restored, options, manifest, summary, on_record), daemon=True
+        target=_write_all, args=(restored, options, manifest, summary, on_record, meter, report), daemon=True
     )
     reader.start()
     writer.start()
@@ -308,6 +315,8 @@ def run_batch(
         restored.put(_END)
         writer.join()
         reader.join(timeout=5)
+        if report is not None:
+            report.close()
     summary.interrupted = interrupted and summary.done + summary.failed < len(todo)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -413,12 +422,28 @@ def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOp
     return job, image, tensor_to_rgb(result), record
 
 
-def _write_all(q: queue.Queue, options, manifest: Manifest, summary: Summary, on_record) -> None:
+def _write_all(q: queue.Queue, options, manifest: Manifest, summary: Summary, on_record, meter: QualityMeter,
+               report: ReportWriter | None) -> None:
     for job, image, rgb, record in _drain(q):
         if rgb is not None:
             record = _write_one(job, image, rgb, options, record)
+            if record["status"] == "done":
+                record |= _measured(job, image.rgb, rgb, meter, report)
         manifest.append(record)
+        if report is not None:
+            report.add(record)
         _finish(record, summary, on_record)
+
+
+def _measured(job: Job, source, rgb, meter: QualityMeter, report: ReportWriter | None) -> dict:
+    """Scores and report previews of a written output; a failure here costs the numbers, not the image."""
+    try:
+        fields = meter.measure(source, rgb, job.reference)
+        if report is not None:
+            fields["previews"] = write_previews(report.folder, job.relative.as_posix(), source, rgb)
+    except Exception as error:  # noqa: BLE001 (in the writer thread: nothing may end it, or the batch would hang)
+        return {"report_error": f"{type(error).__name__}: {error}"}
+    return fields
 
 
 def _write_one(job: Job, image, rgb, options: RestoreOptions, record: dict) -> dict:
@@ -429,22 +454,7 @@ def _write_one(job: Job, image, rgb, options: RestoreOptions, record: dict) -> d
         write_image(job.target, image, rgb, format=options.format, jpeg_quality=options.jpeg_quality)
     except (ImageError, OSError) as error:
         return {**record, "status": "failed", "error": f"cannot write {job.target}: {error}"}
-    record = {**record, "status": "done", "error": None, "time_write": round(time.perf_counter() - began, 4)}
-    if job.reference is not None:
-        record |= _quality(job.reference, rgb)
-    return record
-
-
-def _quality(reference: Path, rgb) -> dict:
-    from irestore.metrics import psnr, ssim
-
-    try:
-        ref = read_image(reference).rgb
-    except ImageError as error:
-        return {"reference": reference.as_posix(), "reference_error": str(error)}
-    if ref.shape != rgb.shape:
-        return {"reference": reference.as_posix(), "reference_error": f"size {ref.shape[:2]} != {rgb.shape[:2]}"}
-    return {"reference": reference.as_posix(), "psnr": round(psnr(rgb, ref), 4), "ssim": round(ssim(rgb, ref), 5)}
+    return {**record, "status": "done", "error": None, "time_write": round(time.perf_counter() - began, 4)}
 
 
 def _finish(record: dict, summary: Summary, on_record) -> None:

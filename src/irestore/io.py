@@ -757,11 +757,15 @@ def _fsync_dir(folder: Path) -> None:
             _fsync(folder)
 
 
+REPORT_FILES_DIR = "irestore-report-files"  # a restore report's previews: never inputs
+
+
 def list_images(root: str | os.PathLike[str], exclude: Path | None = None) -> list[Path]:
     """Image files under `root` by extension, recursively, sorted by relative path parts.
 
-    Hidden files and folders (leading dot; this includes unfinished atomic writes) and
-    everything under `exclude` (an output folder nested in the input) are skipped. A `root`
+    Hidden files and folders (leading dot; this includes unfinished atomic writes), a restore
+    report's preview folder and everything under `exclude` (an output folder nested in the input)
+    are skipped. A `root`
     that is itself an image file gives ``[root]``. Unreadable sub-folders are logged and skipped.
     """
     root = Path(root)
@@ -776,7 +780,7 @@ def list_images(root: str | os.PathLike[str], exclude: Path | None = None) -> li
     for folder, dirnames, filenames in os.walk(root, onerror=_log_walk_error):
         here = Path(folder)
         dirnames[:] = [d for d in dirnames
-                       if not d.startswith(".") and (here / d).resolve() != skip]
+                       if not d.startswith(".") and d != REPORT_FILES_DIR and (here / d).resolve() != skip]
         found += [here / name for name in filenames
                   if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(found, key=lambda p: p.relative_to(root).parts)

@@ -23,6 +23,7 @@ from irestore.batch import (
     run_batch,
     summary_dict,
 )
+from irestore.batch_report import REPORT_STEM
 from irestore.cli.messages import err, fail
 from irestore.devices import DEVICES, PRECISIONS
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
@@ -60,7 +61,8 @@ def restore(
     format: Annotated[str | None, typer.Option("--format", help="Output format: PNG, JPEG, TIFF, WEBP or BMP (default: same as input).")] = None,
     jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="Quality for JPEG/WebP outputs.")] = 95,
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")] = DEFAULT_MAX_PIXELS,
-    reference: Annotated[Path | None, typer.Option(help="Ground-truth folder with matching relative paths: adds PSNR/SSIM.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Ground-truth folder with matching relative paths: adds PSNR/SSIM (and LPIPS when its weights are present).")] = None,
+    report: Annotated[bool, typer.Option(help="Write OUTPUT/irestore-report.{json,md,html} (per-image scores, what the plan did, a before/after gallery), kept current as images finish.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Redo images whose outputs already exist.")] = False,
     dry_run: Annotated[bool, typer.Option(help="List what would be done and exit.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout; logs on stderr.")] = False,
@@ -101,8 +103,15 @@ def restore(
         restorer = _load((model or DEFAULT_MODEL) + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else ""), device, precision)
         _check_strength(restorer, strength)
     resizer = _load_upscaler(upscaler, device) if scale > 1 and not getattr(restorer, "changes_size", False) else None
-    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model, resizer)
+    meter, writer = _reporting(manifest_dir.resolve(), device) if report else (None, None)
+    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model, resizer,
+                   meter, writer)
     _print_summary(summary)
+    if writer is not None:
+        err.print(f"report: {writer.folder / REPORT_STEM}.html (.json, .md)")
+        for name, reason in meter.status.items():
+            if reason:
+                err.print(f"[yellow]note[/yellow] {name} not in the report: {reason}")
     raise typer.Exit(summary.exit_code)
 
 
@@ -180,7 +189,17 @@ def _print_plan(jobs, as_json: bool) -> None:
     err.print(f"{len(jobs)} image(s) would be restored (existing complete outputs are skipped)")
 
 
-def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool, captioner=None, upscaler=None) -> Summary:
+def _reporting(folder: Path, device: str):
+    from irestore.batch_quality import QualityMeter
+    from irestore.batch_report import ReportWriter
+    from irestore.devices import resolve_device
+
+    meter = QualityMeter(device=str(resolve_device(device)))
+    return meter, ReportWriter(folder, meter.status, device=meter.device)
+
+
+def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool, captioner=None, upscaler=None,
+         meter=None, report=None) -> Summary:
     stop = threading.Event()
 
     def interrupt(signum, frame):
@@ -215,7 +234,7 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
                     sys.stdout.flush()
 
             return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop,
-                             captioner=captioner, upscaler=upscaler)
+                             captioner=captioner, upscaler=upscaler, meter=meter, report=report)
     finally:
         signal.signal(signal.SIGINT, previous)
 
