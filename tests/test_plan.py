@@ -309,6 +309,7 @@ def test_members_restore_the_proxy_views_with_what_they_read_from_the_whole_imag
 
 def test_explicit_plans_are_parsed_and_checked():
     assert explicit_plan("jpeg:dcp, noise:ffdnet-color", {"dcp", "ffdnet-color"}) == [PlanStep("jpeg", "dcp"), PlanStep("noise", "ffdnet-color")]
+    assert explicit_plan("jpeg:dcp+noise:ffdnet-color", {"dcp", "ffdnet-color"}) == [PlanStep("jpeg", "dcp"), PlanStep("noise", "ffdnet-color")]
     for bad, message in (("noise", "LABEL:METHOD"), ("sharpen:dcp", "unknown label"), ("noise:magic", "unknown method"), ("", "empty plan")):
         with pytest.raises(ValueError, match=message):
             explicit_plan(bad, {"dcp", "ffdnet-color"})

@@ -230,11 +230,17 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"BRISQUE (no reference, lower is better): {_cell(s.get('mean_brisque_input'))} → {_cell(s['mean_brisque'])}.")
     if "mean_time_restore" in s:
         lines.append(f"Mean time per image {s['mean_time_restore']:.1f} s; peak memory {s['peak_memory_mb']:.0f} MB.")
-    return lines + [f"{name}: {state}" for name, state in s["metrics"].items()]
+    return lines
+
+
+def metric_lines(report: dict) -> list[str]:
+    """Which metrics ran here, and why the others did not."""
+    return [f"{name}: {state}" for name, state in report["summary"]["metrics"].items()]
 
 
 def markdown(report: dict) -> str:
     lines = ["# irestore restore report", "", *(x for line in summary_lines(report) for x in (line, "")),
+             *(f"- {line}" for line in metric_lines(report)), "",
              "| image | labels | plan | rolled back | PSNR in → out (dB) | SSIM in → out | BRISQUE in → out | s | status |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in report["images"]:

@@ -15,7 +15,7 @@ import html
 import json
 from pathlib import Path
 
-from irestore.batch_report import summary_lines
+from irestore.batch_report import metric_lines, summary_lines
 
 INLINE_LIMIT = 60  # images whose previews are embedded in the page
 PAGE_SIZE = 24
@@ -126,6 +126,10 @@ def render_page(report: dict, folder: Path) -> str:
     payload = {"images": report["images"], "previews": _preview_sources(report, folder), "page_size": PAGE_SIZE}
     data = json.dumps(payload, ensure_ascii=False, default=str).replace("<", "\\u003c")  # no tag can start inside
     summary = "".join(f"<p>{html.escape(line)}</p>" for line in summary_lines(report))
+    missing = [line for line in metric_lines(report) if ": unavailable" in line]
+    if missing:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in missing)
+        summary += f"<details><summary>not measured here: {len(missing)} metric(s)</summary><ul>{items}</ul></details>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>irestore restore report</title><style>{_STYLE}</style></head>

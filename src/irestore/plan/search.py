@@ -16,6 +16,7 @@ of the camera pipeline), each with the label's preferred member.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -453,9 +454,11 @@ def _remaining(probabilities: dict[str, float]) -> float:
 
 
 def explicit_plan(spec: str, known: set[str]) -> list[PlanStep]:
-    """``jpeg:waifu2x-photo,noise:ffdnet-color`` -> steps; ValueError naming a bad label or member."""
+    """``jpeg:waifu2x-photo,noise:ffdnet-color`` -> steps; ValueError naming a bad label or member.
+    Steps may also be joined by ``+`` (``lowlight:gamma+noise:ffdnet-color``), so that a plan can be
+    one item of a comma-separated list (``irestore benchmark --methods``)."""
     steps = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
+    for part in (p.strip() for p in re.split(r"[,+]", spec) if p.strip()):
         label, sep, name = part.partition(":")
         if not sep or not name:
             raise ValueError(f"plan step {part!r}: expected LABEL:METHOD, e.g. noise:ffdnet-color")
