@@ -228,3 +228,31 @@ def test_the_largest_page_with_embedded_previews_stays_a_few_megabytes(tmp_path)
     page = write_report(tmp_path, build_report(rows, {}))["html"]
     assert page.read_text().count("data:image/jpeg;base64,") == 4 * len(rows)
     assert page.stat().st_size < 4e6, page.stat().st_size
+
+
+def test_scores_are_those_of_the_file_written_even_when_it_is_a_jpeg(tmp_path):
+    from typer.testing import CliRunner
+
+    from irestore.cli.app import app
+
+    src, ref = _dark_folders(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["restore", str(src / "coffee.png"), str(out), "--model", "gamma", "--reference", str(ref),
+                                      "--format", "jpeg", "--jpeg-quality", "30"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "irestore-manifest.jsonl").read_text().splitlines()[-1])
+    written = _u8(out / "coffee.jpg")
+    assert record["psnr"] == pytest.approx(_psnr(written, _u8(ref / "coffee.png")), abs=1e-3)
+    assert json.loads((out / "irestore-report.json").read_text())["images"][0]["psnr"] == record["psnr"]
+
+
+def test_a_reference_name_with_glob_characters_is_found_literally(tmp_path):
+    from irestore.batch import plan_jobs
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "ref").mkdir()
+    PILImage.fromarray(data.coffee()[:64, :64]).save(tmp_path / "in" / "shot[1].png")
+    for name in ("shot1.jpg", "shot[1].jpg"):  # the first is what an unescaped "shot[1].*" would match
+        PILImage.fromarray(data.coffee()[:64, :64]).save(tmp_path / "ref" / name)
+    [job] = plan_jobs(tmp_path / "in", tmp_path / "out", reference_dir=tmp_path / "ref")
+    assert job.reference == tmp_path / "ref" / "shot[1].jpg"

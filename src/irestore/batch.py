@@ -9,6 +9,7 @@ This module returns data and emits events; the CLI renders them.
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
 import queue
@@ -27,6 +28,7 @@ from irestore.batch_report import ReportWriter, write_previews
 from irestore.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
+    OUTPUT_MAX_PIXELS,
     ImageError,
     image_to_tensor,
     list_images,
@@ -141,7 +143,7 @@ def _reference_for(reference_dir: Path | None, relative: Path) -> Path | None:
     exact = reference_dir / relative
     if exact.is_file():
         return exact
-    matches = [p for p in exact.parent.glob(exact.stem + ".*") if p.suffix.lower() in IMAGE_EXTENSIONS]
+    matches = [p for p in exact.parent.glob(glob.escape(exact.stem) + ".*") if p.suffix.lower() in IMAGE_EXTENSIONS]
     return matches[0] if matches else None
 
 
@@ -428,16 +430,20 @@ def _write_all(q: queue.Queue, options, manifest: Manifest, summary: Summary, on
         if rgb is not None:
             record = _write_one(job, image, rgb, options, record)
             if record["status"] == "done":
-                record |= _measured(job, image.rgb, rgb, meter, report)
+                record |= _measured(job, image.rgb, meter, report)
         manifest.append(record)
         if report is not None:
             report.add(record)
         _finish(record, summary, on_record)
 
 
-def _measured(job: Job, source, rgb, meter: QualityMeter, report: ReportWriter | None) -> dict:
-    """Scores and report previews of a written output; a failure here costs the numbers, not the image."""
+def _measured(job: Job, source, meter: QualityMeter, report: ReportWriter | None) -> dict:
+    """Scores and report previews of the file as written (a JPEG output is measured after its
+    compression); a failure here costs the numbers, not the image."""
+    if job.reference is None and report is None:
+        return {}
     try:
+        rgb = read_image(job.target, OUTPUT_MAX_PIXELS).rgb
         fields = meter.measure(source, rgb, job.reference)
         if report is not None:
             fields["previews"] = write_previews(report.folder, job.relative.as_posix(), source, rgb)
