@@ -17,6 +17,11 @@ homogeneous tinted fog):
   (occluding) in a grey-blue drop colour, with a faint wet-lens veil;
 - haze: fog thickening linearly towards the top, far transmission 0.35-0.75, tinted airlight;
 - lowlight: exposure 0.05-0.3 applied in linear light (sRGB gamma), read noise 1-4 levels;
+- lowlight-outside: low light past the broad training family's ranges (irestore.data.broad: mean
+  brightness 0.03-0.22, a cast within 25 % per channel, read noise up to 8 levels): mean brightness
+  0.015-0.03, an uncorrected tungsten cast (green 0.62-0.72, blue 0.38-0.5 of red), photon shot
+  noise and read noise added in linear light, which the sRGB curve amplifies to 10-25 levels in
+  the shadows;
 - jpeg: Pillow at quality 3-55 with 4:2:2 chroma;
 - lowres: Pillow BOX/HAMMING/LANCZOS down by 2-6x, NEAREST/BILINEAR/BICUBIC back up.
 
@@ -123,13 +128,40 @@ def haze(image, rng):
     return _f32(image * transmission + tint.astype(np.float32) * (1 - transmission)), {"type": "haze", "beta": beta}
 
 
+def _to_linear(srgb: np.ndarray) -> np.ndarray:
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def _to_srgb(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(np.maximum(linear, 0), 1 / 2.4) - 0.055)
+
+
 def lowlight(image, rng):
     exposure = float(rng.uniform(0.05, 0.3))
-    linear = np.where(image <= 0.04045, image / 12.92, ((image + 0.055) / 1.055) ** 2.4) * exposure
-    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(np.maximum(linear, 0), 1 / 2.4) - 0.055)
+    srgb = _to_srgb(_to_linear(image) * exposure)
     srgb = srgb + rng.standard_normal(image.shape) * float(rng.uniform(1, 4)) / 255
     out = _f32(srgb)
     return out, {"type": "lowlight", "brightness": float(out.mean())}
+
+
+def _exposure_for(linear: np.ndarray, brightness: float) -> float:
+    """The exposure that gives the sRGB image this mean (bisection on a log scale; the mean rises with it)."""
+    lo, hi = 1e-5, 1.0
+    for _ in range(40):
+        mid = float(np.sqrt(lo * hi))
+        lo, hi = (mid, hi) if _to_srgb(linear * mid).mean() < brightness else (lo, mid)
+    return float(np.sqrt(lo * hi))
+
+
+def lowlight_outside(image, rng):
+    cast = np.array([1.0, rng.uniform(0.62, 0.72), rng.uniform(0.38, 0.5)], np.float32)
+    linear = _to_linear(image) * cast
+    target = float(rng.uniform(0.015, 0.03))
+    signal = linear * _exposure_for(linear, target)
+    photons = float(rng.uniform(300, 1500))  # at full scale: the shot noise's strength
+    noisy = rng.poisson(np.clip(signal, 0, 1) * photons) / photons + rng.standard_normal(image.shape) * float(rng.uniform(0.0015, 0.004))
+    out = np.round(_f32(_to_srgb(noisy)) * 255) / 255
+    return out.astype(np.float32), {"type": "lowlight", "brightness": float(out.mean())}
 
 
 def jpeg(image, rng):
@@ -153,7 +185,7 @@ def lowres(image, rng):
 
 FAMILIES = {"noise": noise, "motion": motion, "defocus": defocus, "rain": rain, "haze": haze,
             "lowlight": lowlight, "jpeg": jpeg, "lowres": lowres}
-EXTRA_FAMILIES = {"rain-outside": rain_outside}  # for alt_pairs only: not in mixtures or classifier_eval
+EXTRA_FAMILIES = {"rain-outside": rain_outside, "lowlight-outside": lowlight_outside}  # for alt_pairs only: not in mixtures or classifier_eval
 ORDER = ("haze", "rain", "motion", "defocus", "lowres", "lowlight", "noise", "jpeg")  # scene, optics, sensor, codec
 
 
