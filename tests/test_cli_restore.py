@@ -165,6 +165,7 @@ def test_reference_adds_psnr_and_ssim(tmp_path):
         (["--format", "gif"], "--format gif"),
         (["--sampler", "heun"], "--sampler heun"),
         (["--model", "/nonexistent/model"], "cannot load model"),
+        (["--tile", "32", "--tile-overlap", "32"], "--tile 32 must be larger than --tile-overlap 32"),
     ],
 )
 def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):

@@ -75,6 +75,8 @@ def restore(
         fail(f"--format {format}: choose one of {', '.join(FORMATS)}")
     if sampler and sampler not in SAMPLERS:
         fail(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
+    if tile and tile <= tile_overlap:
+        fail(f"--tile {tile} must be larger than --tile-overlap {tile_overlap}")
     try:
         jobs = plan_jobs(input, output, files_from=files_from, prompt=prompt, prompt_file=prompt_file, reference_dir=reference, fmt=fmt, prompt_from_caption=prompt_from_caption)
     except (UsageError, OSError) as error:
