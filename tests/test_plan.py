@@ -20,6 +20,7 @@ from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.labels import LABELS
 from irestore.metrics import psnr
 from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
+from irestore.plan.pool import DEFAULT_POOL
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
 from irestore.restorers import ArrayMethod, Card, Condition, create_restorer, method_info
 from irestore.restorers.ffdnet import estimate_noise_sigma
@@ -305,6 +306,11 @@ def test_members_restore_the_proxy_views_with_what_they_read_from_the_whole_imag
     estimates, scales, widths = zip(*member.seen[:3])
     assert all(e == {"width": width} for e in estimates)
     assert scales[0] == pytest.approx(widths[0] / width) and scales[1:] == (1.0, 1.0)  # the downscaled view, then native crops
+
+
+def test_an_explicit_plan_joined_by_plus_may_name_members_outside_the_pool():
+    assert "dcp" not in DEFAULT_POOL
+    assert AdaptiveRestorer.create("haze:dcp+noise:ffdnet-color").explicit == [PlanStep("haze", "dcp"), PlanStep("noise", "ffdnet-color")]
 
 
 def test_explicit_plans_are_parsed_and_checked():

@@ -20,7 +20,7 @@ from torch import Tensor
 from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, Classification, Classifier, create_classifier
 from irestore.plan.intent import Intent, parse_intent
 from irestore.plan.pool import DEFAULT_POOL, GENERATIVE_POOL, pool_loaders, preferences
-from irestore.plan.search import MODES, Plan, Planner, PlannerSettings, explicit_plan
+from irestore.plan.search import MODES, Plan, Planner, PlannerSettings, explicit_plan, step_texts
 from irestore.restorers.base import RunSettings
 from irestore.restorers.registry import ENSEMBLE, method_info
 
@@ -84,7 +84,7 @@ class AdaptiveRestorer:
         if refine:
             settings = replace(settings, refine=REFINE_MEMBER)
         if mode not in MODES:
-            pool = tuple(dict.fromkeys([*pool, *(step.partition(":")[2] for step in mode.split(",") if step.strip())]))
+            pool = tuple(dict.fromkeys([*pool, *(step.partition(":")[2] for step in step_texts(mode))]))
         if isinstance(classifier, str):
             classifier = create_classifier("degnet", classifier, device)
         members = tuple(dict.fromkeys([*pool, *GENERATIVE_POOL]))

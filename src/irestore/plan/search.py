@@ -453,12 +453,17 @@ def _remaining(probabilities: dict[str, float]) -> float:
     return float(sum(probabilities[d] for d in DEGRADATIONS))
 
 
+def step_texts(spec: str) -> list[str]:
+    """The ``LABEL:METHOD`` items of an explicit plan (joined by ``,`` or ``+``)."""
+    return [part.strip() for part in re.split(r"[,+]", spec) if part.strip()]
+
+
 def explicit_plan(spec: str, known: set[str]) -> list[PlanStep]:
     """``jpeg:waifu2x-photo,noise:ffdnet-color`` -> steps; ValueError naming a bad label or member.
     Steps may also be joined by ``+`` (``lowlight:gamma+noise:ffdnet-color``), so that a plan can be
     one item of a comma-separated list (``irestore benchmark --methods``)."""
     steps = []
-    for part in (p.strip() for p in re.split(r"[,+]", spec) if p.strip()):
+    for part in step_texts(spec):
         label, sep, name = part.partition(":")
         if not sep or not name:
             raise ValueError(f"plan step {part!r}: expected LABEL:METHOD, e.g. noise:ffdnet-color")
