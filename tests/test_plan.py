@@ -20,8 +20,8 @@ from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.labels import LABELS
 from irestore.metrics import psnr
 from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
-from irestore.plan.pool import DEFAULT_POOL
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
+from irestore.plan.pool import DEFAULT_POOL
 from irestore.restorers import ArrayMethod, Card, Condition, create_restorer, method_info
 from irestore.restorers.ffdnet import estimate_noise_sigma
 
