@@ -60,3 +60,5 @@ train allinone-small allinone-small.yaml --classifier "$work/degnet-default/last
 train derain derain.yaml
 # the EMA weights that validated best; a direct regressor runs one pass
 "$python" "$here/package_model.py" restorer "$work/derain/best" derain --steps 1
+train lowlight lowlight.yaml
+"$python" "$here/package_model.py" restorer "$work/lowlight/best" lowlight --steps 1

@@ -107,7 +107,16 @@ DERAIN_CARD = Card(
     fixes={"rain": ALL_LABELS["rain"]}, parameters="text prompt", s_per_mp=3.3,
     weights="shipped in irestore (src/irestore/assets/derain)",
 )
-SHIPPED = {ALLINONE: ALLINONE_CARD, DERAIN: DERAIN_CARD}  # the diffusion checkpoints in src/irestore/assets
+LOWLIGHT = "lowlight"
+# Trained on the broad low-light family only (configs/lowlight.yaml): it brightens and removes the sensor
+# noise that comes with the exposure, in one pass; clean photos were mixed in so it leaves exposed ones be.
+# Registered (--model, --plan lowlight:lowlight, the benchmark) but not in the default pool (plan/pool.py).
+LOWLIGHT_CARD = Card(
+    LOWLIGHT, "shipped low-light specialist (M3UNet-small direct regressor, one pass, text prompt)",
+    fixes={"lowlight": ALL_LABELS["lowlight"]}, parameters="text prompt", s_per_mp=3.3,
+    weights="shipped in irestore (src/irestore/assets/lowlight)",
+)
+SHIPPED = {ALLINONE: ALLINONE_CARD, DERAIN: DERAIN_CARD, LOWLIGHT: LOWLIGHT_CARD}  # the checkpoints in src/irestore/assets
 
 
 def _shipped(spec: str, device: str, seed: int) -> RestorationMethod:
