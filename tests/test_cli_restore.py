@@ -294,6 +294,12 @@ def test_ctrl_c_finishes_the_current_image_and_exits_130(tmp_path):
     assert sorted(r["relative"] for r in listed) == sorted(r["relative"] for r in records)
     assert sorted(r["relative"] for r in listed) == sorted(p.name for p in out.glob("img*.png"))
     assert all((out / name).is_file() for r in listed for name in r["previews"].values())
+    by_name = {r["relative"]: r for r in records}
+    for row in listed:  # what the plan did, from the manifest
+        details = by_name[row["relative"]]["plan_details"]
+        assert row["plan"] == by_name[row["relative"]]["plan"]
+        assert row["plan_search"] == {"evaluations": len(details["evaluations"]), "score_before": details["score_before"],
+                                      "score_after": details["score_after"]}
 
 
 def test_manifest_ends_a_torn_line_before_appending(tmp_path):

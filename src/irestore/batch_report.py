@@ -31,7 +31,7 @@ CROP_SIDE = 128  # px at native resolution
 PREVIEW_QUALITY = 80
 # the report's per-image fields, in this order (from the manifest record)
 ROW_FIELDS = ("relative", "input", "output", "status", "error", "labels", "caption", "prompt", "prompt_source",
-              "model", "plan", "plan_proposed", "plan_rolled_back", "plan_run", "generative", "megapixels",
+              "model", "plan", "plan_proposed", "plan_rolled_back", "plan_run", "plan_search", "generative", "megapixels",
               "time_restore", "peak_memory_mb", "psnr_input", "psnr", "ssim_input", "ssim", "lpips",
               "brisque_input", "brisque", "reference", "reference_error", "protocol", "previews")
 
@@ -113,7 +113,12 @@ def add_record(rows: dict[str, dict], record: dict) -> None:
     earlier = rows.get(key)
     if record["status"] == "failed" and earlier is not None and earlier["status"] == "done" and Path(earlier["output"]).is_file():
         return
-    rows[key] = {name: record.get(name) for name in ROW_FIELDS if record.get(name) is not None} | {"relative": key}
+    row = {name: record.get(name) for name in ROW_FIELDS if record.get(name) is not None} | {"relative": key}
+    if isinstance(record.get("plan_details"), dict):  # the proxy search that chose the plan, in brief
+        details = record["plan_details"]
+        row["plan_search"] = {"evaluations": len(details.get("evaluations") or []),
+                              "score_before": details.get("score_before"), "score_after": details.get("score_after")}
+    rows[key] = row
 
 
 # -- the report's numbers -------------------------------------------------------------------

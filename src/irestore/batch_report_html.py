@@ -76,6 +76,7 @@ function card(r) {
   item('prompt', r.prompt ? r.prompt + ' (' + r.prompt_source + ')' : '');
   item('plan', r.plan !== undefined ? (r.plan || 'nothing applied') : r.model);
   if (r.plan_proposed !== undefined && r.plan_proposed !== r.plan) item('proposed', r.plan_proposed || 'nothing');
+  if (r.plan_search) item('search', r.plan_search.evaluations + ' steps tried on the proxy; remaining degradation ' + num(r.plan_search.score_before, 3) + ' → ' + num(r.plan_search.score_after, 3));
   item('rolled back', (r.plan_rolled_back || []).join(', '));
   for (const s of r.plan_run || []) item(s.kept ? 'step kept' : 'step undone', s.step + (s.score_before !== undefined ? ' (remaining degradation ' + num(s.score_before, 3) + ' → ' + num(s.score_after, 3) + ')' : '') + ', ' + num(s.seconds, 1) + ' s');
   const g = r.gain;
