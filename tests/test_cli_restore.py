@@ -137,6 +137,15 @@ def test_json_dry_run_prompt_file_and_format(tmp_path):
     assert [r["status"] for r in rows] == ["done", "done"]
     assert (out / "a" / "one.jpg").is_file() and read_image(out / "two.jpg").format == "JPEG"
 
+    # a dry run over a finished output says what it would skip, and why
+    again = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--format", "jpg"])
+    assert [(Path(p["input"]).name, p["action"]) for p in map(json.loads, again.stdout.splitlines())] == [
+        ("one.png", "skip"), ("two.png", "skip")]
+    assert "--overwrite" in json.loads(again.stdout.splitlines()[0])["reason"] and "0 image(s) would be restored, 2 skipped" in again.output
+    (out / "two.jpg").unlink()
+    redo = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--format", "jpg"])
+    assert [p["action"] for p in map(json.loads, redo.stdout.splitlines())] == ["skip", "restore"]
+
 
 def test_reference_adds_psnr_and_ssim(tmp_path):
     src, ref, out = tmp_path / "in", tmp_path / "ref", tmp_path / "out"

@@ -85,7 +85,7 @@ def restore(
         fail(f"no images found in {input}")
     manifest_dir = output.parent if input.is_file() and output.suffix.lower() in IMAGE_EXTENSIONS else output
     if dry_run:
-        _print_plan(jobs, json_output)
+        _print_plan(jobs, json_output, overwrite)
         return
     if model is not None and plan not in ("auto", "none"):
         fail(f"--model runs one model alone; it cannot be combined with --plan {plan}")
@@ -182,13 +182,22 @@ def _load_captioner(name: str, device: str):
     return captioner
 
 
-def _print_plan(jobs, as_json: bool) -> None:
+def _print_plan(jobs, as_json: bool, overwrite: bool = False) -> None:
+    """What a run would do with each image: restore it, or skip it (and why)."""
+    from irestore.batch import output_complete
+
+    skipped = 0
     for job in jobs:
+        skip = not overwrite and output_complete(job)
+        skipped += skip
+        action, reason = ("skip", "a complete output exists (--overwrite redoes it)") if skip else ("restore", "")
         if as_json:
-            print(json.dumps({"input": str(job.source), "output": str(job.target), "prompt": job.prompt, "prompt_source": job.prompt_source}, ensure_ascii=False))
+            print(json.dumps({"input": str(job.source), "output": str(job.target), "action": action, "reason": reason,
+                              "prompt": job.prompt, "prompt_source": job.prompt_source}, ensure_ascii=False))
         else:
-            err.print(f"{job.source} -> {job.target}  [dim]{job.prompt_source}: {job.prompt!r}[/dim]")
-    err.print(f"{len(jobs)} image(s) would be restored (existing complete outputs are skipped)")
+            what = f"skip: {reason}" if skip else f"{job.prompt_source}: {job.prompt!r}"
+            err.print(f"{job.source} -> {job.target}  [dim]{what}[/dim]", highlight=False)
+    err.print(f"{len(jobs) - skipped} image(s) would be restored, {skipped} skipped")
 
 
 def _reporting(folder: Path, device: str):
