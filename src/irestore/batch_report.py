@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from irestore.io import REPORT_FILES_DIR
+from irestore.io import REPORT_FILES_DIR, atomic_path, atomic_write_text, remove_stale_temps
 from irestore.metrics import PROTOCOLS
 
 REPORT_STEM = "irestore-report"
@@ -47,9 +46,9 @@ def _save_jpeg(path: Path, rgb: np.ndarray) -> None:
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(_u8(rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_QUALITY])
     if not ok:
         raise OSError(f"cannot encode preview {path}")
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data.tobytes())
-    os.replace(temporary, path)
+    remove_stale_temps(path)  # left by a run killed mid-write
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data.tobytes())
 
 
 def _thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
@@ -196,10 +195,8 @@ def set_fid(rows: dict[str, dict], metric_status: dict[str, str], device: str = 
 
 # -- files ---------------------------------------------------------------------------------
 
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+def report_paths(folder: Path) -> dict[str, Path]:
+    return {kind: folder / f"{REPORT_STEM}.{kind}" for kind in ("json", "md", "html")}
 
 
 def write_report(folder: Path, report: dict) -> dict[str, Path]:
@@ -207,10 +204,10 @@ def write_report(folder: Path, report: dict) -> dict[str, Path]:
     from irestore.batch_report_html import render_page
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {kind: folder / f"{REPORT_STEM}.{kind}" for kind in ("json", "md", "html")}
-    _write_text(paths["json"], json.dumps(report, ensure_ascii=False, indent=1, default=str))
-    _write_text(paths["md"], markdown(report))
-    _write_text(paths["html"], render_page(report, folder))
+    paths = report_paths(folder)
+    atomic_write_text(paths["json"], json.dumps(report, ensure_ascii=False, indent=1, default=str))
+    atomic_write_text(paths["md"], markdown(report))
+    atomic_write_text(paths["html"], render_page(report, folder))
     return paths
 
 
@@ -270,6 +267,8 @@ class ReportWriter:
         self.metric_status = metric_status if metric_status is not None else {}
         self.interval = interval
         self.rows = read_records(folder)
+        for path in report_paths(folder).values():
+            remove_stale_temps(path)  # left by a run killed mid-write
         self._lock = threading.Lock()
         self._last = 0.0
         self._cost = 0.0  # seconds the last write took: writes stay under a tenth of the run's time
