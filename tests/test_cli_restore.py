@@ -311,6 +311,54 @@ def test_ctrl_c_finishes_the_current_image_and_exits_130(tmp_path):
                                       "score_after": details["score_after"]}
 
 
+SLOW_CLI = Path(__file__).with_name("slow_cli.py")
+
+
+def _interrupt_after_starts(tmp_path, starts: int, signals: int):
+    """Restore 12 images with the 1 s/image stand-in; when the stand-in has started image number
+    ``starts``, send ``signals`` SIGINTs. Returns (process, stderr, stand-in starts, done records)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(12):
+        PILImage.fromarray(_photo(seed=i)).save(src / f"img{i:02d}.png")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "IRESTORE_TEST_SLOW_S": "1.0"}
+    args = [sys.executable, str(SLOW_CLI), "restore", str(src), str(out), "--model", "slow-standin", "--no-report"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    lines, seen = [], 0
+    for line in proc.stderr:
+        lines.append(line)
+        seen += line.startswith("slow-standin: started")
+        if seen == starts:
+            break
+    time.sleep(0.3)  # inside the stand-in's 1 s on image number `starts`
+    for _ in range(signals):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    rest = proc.stderr.read()  # to the end: the process exits
+    proc.wait(timeout=60)
+    stderr = "".join(lines) + rest
+    done = [r for r in _manifest(out) if r["status"] == "done"] if (out / "irestore-manifest.jsonl").exists() else []
+    return proc, stderr, stderr.count("slow-standin: started"), done, out
+
+
+def test_ctrl_c_finishes_only_the_image_in_hand_not_the_read_ahead(tmp_path):
+    proc, stderr, started, done, out = _interrupt_after_starts(tmp_path, starts=3, signals=1)
+    assert proc.returncode == 130, stderr
+    assert started == 3, stderr  # the images decoded ahead were not restored
+    assert sorted(r["relative"] for r in done) == ["img00.png", "img01.png", "img02.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["img00.png", "img01.png", "img02.png"]
+    assert "rerun the same command" in stderr
+
+
+def test_a_second_ctrl_c_abandons_the_image_in_hand(tmp_path):
+    proc, stderr, started, done, out = _interrupt_after_starts(tmp_path, starts=3, signals=2)
+    assert proc.returncode == 130, stderr
+    assert "aborted" in stderr and "Traceback" not in stderr, stderr
+    assert started == 3
+    assert sorted(r["relative"] for r in done) == ["img00.png", "img01.png"]  # the third was dropped
+    assert sorted(p.name for p in out.iterdir()) == ["img00.png", "img01.png", "irestore-manifest.jsonl"]  # no partial file
+
+
 def test_manifest_ends_a_torn_line_before_appending(tmp_path):
     from irestore.batch import Manifest
 

@@ -303,7 +303,7 @@ def run_batch(
     writer.start()
     interrupted = False
     try:
-        for job, image, read_seconds, error in _drain(decoded):
+        for job, image, read_seconds, error in _drain_until(decoded, stop):
             record = _base_record(job, model, options)
             if error is not None:
                 restored.put((job, None, None, {**record, "status": "failed", "error": str(error)}))
@@ -316,7 +316,7 @@ def run_batch(
         stop.set()  # let the reader finish if we leave early
         restored.put(_END)
         writer.join()
-        reader.join(timeout=5)
+        reader.join()
         if report is not None:
             report.close()
     summary.interrupted = interrupted and summary.done + summary.failed < len(todo)
@@ -329,18 +329,45 @@ def _drain(q: queue.Queue) -> Iterator[tuple]:
         yield item
 
 
+def _drain_until(q: queue.Queue, stop: threading.Event) -> Iterator[tuple]:
+    """Items of ``q`` until its end or until ``stop`` is set (Ctrl-C): images already read ahead
+    are then left for the rerun, and only the one in hand is finished."""
+    while not stop.is_set():
+        try:
+            item = q.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if item is _END or stop.is_set():
+            return
+        yield item
+
+
 def _read_all(jobs: list[Job], options: RestoreOptions, out: queue.Queue, stop: threading.Event) -> None:
     for job in jobs:
         if stop.is_set():
             break
         began = time.perf_counter()
         try:
-            out.put((job, read_image(job.source, options.max_pixels), time.perf_counter() - began, None))
+            item = (job, read_image(job.source, options.max_pixels), time.perf_counter() - began, None)
         except ImageError as error:
-            out.put((job, None, 0.0, error))
+            item = (job, None, 0.0, error)
         except Exception as error:  # anything unexpected still must not end the batch
-            out.put((job, None, 0.0, ImageError(job.source, f"unreadable ({type(error).__name__}: {error})")))
-    out.put(_END)
+            item = (job, None, 0.0, ImageError(job.source, f"unreadable ({type(error).__name__}: {error})"))
+        if not _put_unless_stopped(out, item, stop):
+            return
+    _put_unless_stopped(out, _END, stop)
+
+
+def _put_unless_stopped(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put ``item`` once there is room; False (item dropped) when ``stop`` is set first, so a
+    reader never blocks on a queue nobody drains any more."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _caption(job: Job, pixels: torch.Tensor, captioner, record: dict) -> tuple[dict, object]:

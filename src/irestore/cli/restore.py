@@ -246,6 +246,9 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
 
             return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop,
                              captioner=captioner, upscaler=upscaler, meter=meter, report=report)
+    except KeyboardInterrupt:  # the second Ctrl-C: the image in hand is abandoned, finished ones are kept
+        err.print("[yellow]aborted: the image in progress was dropped; rerun the same command to continue[/yellow]")
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGINT, previous)
 
