@@ -105,7 +105,9 @@ def test_tricky_folder_restores_faithfully_and_loses_nothing(tmp_path):
             assert np.array_equal(restored.alpha, original.alpha)
         # the denoiser changed the pixels (it restored something), but the image is the same photo
         assert 0 < np.abs(restored.rgb - original.rgb).mean() < 0.1
-    assert records["rgb8.png"]["prompt"] == "remove the noise" and records["rgb8.png"]["prompt_source"] == "sidecar"
+    # what the user typed for this run beats a sidecar lying beside the image
+    assert records["rgb8.png"]["prompt"] == "a photo" and records["rgb8.png"]["prompt_source"] == "--prompt"
+    assert PILImage.open(out / "palette.png").mode == "P" and PILImage.open(out / "cmyk.jpg").mode == "CMYK"  # modes kept
     assert records["photo.bmp"]["prompt"] == "a photo" and records["photo.bmp"]["prompt_source"] == "--prompt"
     assert "empty.png" in result.output and "failed" in result.output
 
@@ -145,6 +147,77 @@ def test_json_dry_run_prompt_file_and_format(tmp_path):
     (out / "two.jpg").unlink()
     redo = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--format", "jpg"])
     assert [p["action"] for p in map(json.loads, redo.stdout.splitlines())] == ["skip", "restore"]
+
+
+def test_prompt_precedence_is_printed_and_followed(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        PILImage.fromarray(_photo()).save(src / f"{name}.png")
+    (src / "a.txt").write_text("sidecar of a\n")
+    (src / "b.txt").write_text("sidecar of b\n")
+    table = tmp_path / "prompts.csv"
+    table.write_text("path,prompt\nb.png,row of b\n")
+
+    def planned(*extra):
+        result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), "--dry-run", "--json", *extra])
+        assert result.exit_code == 0, result.output
+        assert "--prompt-file row > --prompt > sidecar" in result.stderr
+        return {Path(p["input"]).name: (p["prompt"], p["prompt_source"]) for p in map(json.loads, result.stdout.splitlines())}
+
+    assert planned("--prompt-file", str(table), "--prompt", "typed") == {
+        "a.png": ("typed", "--prompt"), "b.png": ("row of b", "prompt-file"), "c.png": ("typed", "--prompt")}
+    assert planned("--prompt-from-caption") == {
+        "a.png": ("sidecar of a", "sidecar"), "b.png": ("sidecar of b", "sidecar"), "c.png": ("", "caption")}
+
+
+def test_symlinks_are_followed_and_outputs_take_the_links_names(tmp_path):
+    src, out, elsewhere = tmp_path / "in", tmp_path / "out", tmp_path / "elsewhere"
+    (src / "real").mkdir(parents=True)
+    elsewhere.mkdir()
+    PILImage.fromarray(_photo(seed=1)).save(src / "gray.png")
+    PILImage.fromarray(_photo(seed=2)).save(src / "real" / "inner.png")
+    PILImage.fromarray(_photo(seed=3)).save(elsewhere / "target.png")
+    (src / "link.png").symlink_to(src / "gray.png")
+    (src / "outside.png").symlink_to(elsewhere / "target.png")
+    (src / "linked-folder").symlink_to(src / "real", target_is_directory=True)
+    (src / "real" / "loop").symlink_to(src, target_is_directory=True)  # a cycle: skipped, not walked forever
+    (src / "broken.png").symlink_to(tmp_path / "missing.png")
+
+    result = runner.invoke(app, ["restore", str(src), str(out), "--model", "identity", "--json", "--no-report"])
+    assert result.exit_code == 1, result.output  # the broken link fails, by name
+    rows = {r["relative"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert set(rows) == {"gray.png", "link.png", "outside.png", "real/inner.png", "linked-folder/inner.png", "broken.png"}
+    assert rows["broken.png"]["status"] == "failed" and "broken.png" in rows["broken.png"]["error"]
+    for name, origin in [("link.png", src / "gray.png"), ("outside.png", elsewhere / "target.png"),
+                         ("linked-folder/inner.png", src / "real" / "inner.png")]:
+        assert rows[name]["status"] == "done"
+        assert not (out / name).is_symlink()
+        assert np.array_equal(read_image(out / name).rgb, read_image(origin).rgb)  # identity: the target's pixels
+    assert not (out / "target.png").exists()
+
+
+def test_two_inputs_mapped_to_one_output_are_refused_naming_both(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(_photo()).save(src / "a.png")
+    PILImage.fromarray(_photo()).save(src / "a.jpg")
+    result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), "--format", "png"])
+    assert result.exit_code == 2
+    assert "a.jpg" in result.output and "a.png" in result.output and "both" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_from_entries_outside_input_are_refused(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(_photo()).save(src / "inside.png")
+    PILImage.fromarray(_photo()).save(tmp_path / "outside.png")
+    listing = tmp_path / "list.txt"
+    listing.write_text("inside.png\n../outside.png\n")
+    result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), "--files-from", str(listing)])
+    assert result.exit_code == 2
+    assert "line 2" in result.output and "outside.png" in result.output and "outside INPUT" in result.output
 
 
 def test_reference_adds_psnr_and_ssim(tmp_path):

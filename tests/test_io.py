@@ -173,6 +173,8 @@ def test_round_trip(tmp_path, suffix, layout, depth, lossy):
 
     again = read_image(write_image(tmp_path / f"out{suffix}", image))
     assert (again.format, again.bit_depth, again.grayscale) == (image.format, depth, grayscale)
+    if layout in ("P", "CMYK"):  # written back in the source's mode, where the format holds it
+        assert PILImage.open(tmp_path / f"out{suffix}").mode == layout
     assert again.rgb.shape == image.rgb.shape
     diff = np.abs(_levels(again.rgb, depth) - _levels(image.rgb, depth))
     assert diff.max() <= (4 if lossy else 0)

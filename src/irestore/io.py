@@ -28,8 +28,10 @@ BMP     8      no   no     no     yes        yes
   write grey+alpha nor, before 5.0, ICC/EXIF. 16-bit PNG and TIFF stay 16-bit; JPEG, WebP and
   BMP are 8-bit. [1] 16-bit grey+alpha TIFF is written as RGBA (no common reader, Pillow and
   OpenCV included, decodes 16-bit grey+alpha TIFF).
-- Palette images become RGB(A) (palette transparency becomes alpha); 1-bit becomes 8-bit grey;
-  CMYK is converted with Pillow's plain formula and its CMYK ICC profile is dropped.
+- Palette images are restored in RGB and written back as palette images (an adaptive palette
+  with as many colours, undithered) to PNG, BMP and TIFF; with palette transparency they become
+  RGBA. 1-bit becomes 8-bit grey. CMYK is converted to RGB with Pillow's plain formula and
+  written back to CMYK (JPEG, TIFF) with its inverse; its CMYK ICC profile is dropped.
 - An ICC profile is attached only where its colour space (GRAY or RGB) matches what is
   written. Alpha is carried untouched; if the restored image has another size (upscaling),
   alpha is resized to it. JPEG and BMP cannot hold alpha: writing an image that has alpha
@@ -152,6 +154,8 @@ class Image:
     source: Path | None = None
     dpi: tuple[float, float] | None = None
     lossless: bool = True  # the source was losslessly coded; picks lossless WebP on write
+    colour_mode: str = "RGB"  # CMYK or P (palette) when the file was, and written back so where the format can
+    palette_colours: int = 256  # colours in the palette of a P source
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,8 @@ class _Meta:
     orientation: int
     dpi: tuple[float, float] | None
     lossless: bool
+    colour_mode: str = "RGB"
+    palette_colours: int = 256
 
 
 # ---------------------------------------------------------------------------- reading
@@ -185,6 +191,8 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         source=path,
         dpi=meta.dpi,
         lossless=meta.lossless,
+        colour_mode=meta.colour_mode,
+        palette_colours=meta.palette_colours,
     )
 
 
@@ -212,8 +220,18 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray 
                 pixels, alpha, grayscale, icc = _pil_pixels(im, fmt, data)
             exif, orientation = _read_exif(path, im)
             meta = _Meta(fmt, depth, grayscale, icc or None, exif, orientation, _dpi(im),
-                         _is_lossless(fmt, data))
+                         _is_lossless(fmt, data), *_colour_mode(im, alpha))
     return pixels, alpha, meta
+
+
+def _colour_mode(im: PILImage.Image, alpha: np.ndarray | None) -> tuple[str, int]:
+    """CMYK, or P for an opaque palette image (with its colour count), to be written back in kind;
+    RGB otherwise (a palette with transparency is written as RGBA)."""
+    if im.mode == "CMYK":
+        return "CMYK", 256
+    if im.mode == "P" and alpha is None:
+        return "P", len(im.getcolors(256) or ()) or 256
+    return "RGB", 256
 
 
 def _read_bytes(path: Path, max_pixels: int | None) -> bytes:
@@ -608,8 +626,21 @@ def _encode_pil(
     if image.dpi and fmt != "WEBP":
         options["dpi"] = image.dpi
     buffer = io.BytesIO()
-    PILImage.fromarray(planes).save(buffer, format=fmt, **options)
+    _in_source_mode(PILImage.fromarray(planes), image, fmt).save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+_MODE_FORMATS = {"CMYK": ("JPEG", "TIFF"), "P": ("PNG", "BMP", "TIFF")}  # formats that hold each mode
+
+
+def _in_source_mode(picture: PILImage.Image, image: Image, fmt: str) -> PILImage.Image:
+    """RGB pixels back in the source's CMYK (Pillow's plain formula, the inverse of the decode) or
+    palette (an adaptive palette with the source's colour count, undithered) where ``fmt`` holds it."""
+    if picture.mode != "RGB" or fmt not in _MODE_FORMATS.get(image.colour_mode, ()):
+        return picture
+    if image.colour_mode == "CMYK":
+        return picture.convert("CMYK")
+    return picture.quantize(colors=image.palette_colours, method=PILImage.Quantize.MEDIANCUT, dither=PILImage.Dither.NONE)
 
 
 def _encode_png16(
@@ -777,13 +808,27 @@ def list_images(root: str | os.PathLike[str], exclude: Path | None = None) -> li
     if skip == root.resolve():
         return []
     found: list[Path] = []
-    for folder, dirnames, filenames in os.walk(root, onerror=_log_walk_error):
+    for folder, dirnames, filenames in os.walk(root, onerror=_log_walk_error, followlinks=True):
         here = Path(folder)
         dirnames[:] = [d for d in dirnames
-                       if not d.startswith(".") and d != REPORT_FILES_DIR and (here / d).resolve() != skip]
+                       if not d.startswith(".") and d != REPORT_FILES_DIR and (here / d).resolve() != skip
+                       and not _link_cycle(here, d)]
         found += [here / name for name in filenames
                   if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def _link_cycle(here: Path, name: str) -> bool:
+    """Whether the sub-folder ``name`` is a link to ``here`` or to a folder above it: walking into it
+    would find the same link again, forever."""
+    child = here / name
+    if not child.is_symlink():
+        return False
+    target, current = child.resolve(), here.resolve()
+    if target == current or target in current.parents:
+        log.warning("skipping %s: a symbolic link to a folder that contains it (a cycle)", child)
+        return True
+    return False
 
 
 def _log_walk_error(exc: OSError) -> None:

@@ -186,6 +186,9 @@ def _print_plan(jobs, as_json: bool, overwrite: bool = False) -> None:
     """What a run would do with each image: restore it, or skip it (and why)."""
     from irestore.batch import output_complete
 
+    from irestore.batch import PROMPT_PRECEDENCE
+
+    err.print(f"prompt precedence: {PROMPT_PRECEDENCE}", highlight=False)
     skipped = 0
     for job in jobs:
         skip = not overwrite and output_complete(job)
