@@ -112,7 +112,7 @@ def test_tricky_folder_restores_faithfully_and_loses_nothing(tmp_path):
     assert "empty.png" in result.output and "failed" in result.output
 
     # a rerun recomputes nothing that finished and retries only the failures
-    again = runner.invoke(app, ["restore", str(src), str(out), "--model", "ffdnet-color", "--json"])
+    again = runner.invoke(app, ["restore", str(src), str(out), "--model", "ffdnet-color", "--prompt", "a photo", "--json"])
     rows = [json.loads(line) for line in again.stdout.splitlines()]
     assert {r["relative"] for r in rows if r["status"] == "skipped"} == {k for k, v in cases.items() if "error" not in v}
     assert {r["relative"] for r in rows if r["status"] == "failed"} == {k for k, v in cases.items() if "error" in v}
@@ -140,12 +140,12 @@ def test_json_dry_run_prompt_file_and_format(tmp_path):
     assert (out / "a" / "one.jpg").is_file() and read_image(out / "two.jpg").format == "JPEG"
 
     # a dry run over a finished output says what it would skip, and why
-    again = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--format", "jpg"])
+    again = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--format", "jpg", "--jpeg-quality", "90"])
     assert [(Path(p["input"]).name, p["action"]) for p in map(json.loads, again.stdout.splitlines())] == [
         ("one.png", "skip"), ("two.png", "skip")]
     assert "--overwrite" in json.loads(again.stdout.splitlines()[0])["reason"] and "0 image(s) would be restored, 2 skipped" in again.output
     (out / "two.jpg").unlink()
-    redo = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--format", "jpg"])
+    redo = runner.invoke(app, ["restore", str(src), str(out), "--dry-run", "--json", "--format", "jpg", "--jpeg-quality", "90"])
     assert [p["action"] for p in map(json.loads, redo.stdout.splitlines())] == ["skip", "restore"]
 
 
@@ -218,6 +218,73 @@ def test_files_from_entries_outside_input_are_refused(tmp_path):
     result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), "--files-from", str(listing)])
     assert result.exit_code == 2
     assert "line 2" in result.output and "outside.png" in result.output and "outside INPUT" in result.output
+
+
+def test_rerun_with_other_settings_redoes_the_outputs_it_names(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(3):
+        PILImage.fromarray(_photo(seed=i)).save(src / f"p{i}.png")
+    first = runner.invoke(app, ["restore", str(src), str(out), "--model", "identity", "--no-report"])
+    assert first.exit_code == 0, first.output
+    same = runner.invoke(app, ["restore", str(src), str(out), "--model", "identity", "--json", "--no-report"])
+    assert [r["status"] for r in map(json.loads, same.stdout.splitlines())] == ["skipped"] * 3
+
+    dry = runner.invoke(app, ["restore", str(src), str(out), "--model", "ffdnet-color", "--dry-run", "--json"])
+    planned = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert [p["action"] for p in planned] == ["restore"] * 3
+    assert 'model: "identity" -> "ffdnet-color"' in planned[0]["reason"]
+    other = runner.invoke(app, ["restore", str(src), str(out), "--model", "ffdnet-color", "--json", "--no-report"])
+    assert other.exit_code == 0, other.output
+    assert [r["status"] for r in map(json.loads, other.stdout.splitlines())] == ["done"] * 3
+    assert "3 existing output(s) were restored again" in other.stderr
+    assert not np.array_equal(read_image(out / "p0.png").rgb, read_image(src / "p0.png").rgb)  # denoised now
+
+    quality = runner.invoke(app, ["restore", str(src), str(out), "--model", "ffdnet-color", "--json", "--no-report",
+                                  "--jpeg-quality", "80"])  # does not concern PNG outputs
+    assert [r["status"] for r in map(json.loads, quality.stdout.splitlines())] == ["skipped"] * 3
+
+
+def test_resume_trusts_a_matching_record_and_checks_any_other_output(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        PILImage.fromarray(_photo(seed=i)).save(src / f"p{i}.png")
+    args = ["restore", str(src), str(out), "--model", "identity", "--json", "--no-report"]
+    assert runner.invoke(app, args).exit_code == 0
+    # p0: garbage of the same size with the recorded mtime is trusted (the record is not re-decoded);
+    # p1: truncated, so its size no longer matches: decoded, found incomplete, redone
+    for name, data in (("p0.png", None), ("p1.png", (out / "p1.png").read_bytes()[:200])):
+        path, stat = out / name, (out / name).stat()
+        path.write_bytes(data if data is not None else b"x" * stat.st_size)
+        if data is None:
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    rows = {r["relative"]: r for r in map(json.loads, runner.invoke(app, args).stdout.splitlines())}
+    assert rows["p0.png"]["status"] == "skipped" and rows["p1.png"]["status"] == "done"
+    assert read_image(out / "p1.png").rgb.shape == (40, 56, 3)
+
+
+def test_progress_inside_an_image_and_the_tile_used_are_reported(tmp_path):
+    from irestore.batch import Manifest, RestoreOptions, plan_jobs, run_batch
+    from irestore.pipeline import load_model
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    PILImage.fromarray(np.repeat(np.repeat(_photo(), 3, 0), 3, 1)).save(src / "big.png")  # 120 x 168
+    PILImage.fromarray(_photo(seed=1)[:32, :32]).save(src / "small.png")
+    jobs = plan_jobs(src, out)
+    events, todo = [], []
+    summary = run_batch(jobs, load_model("ffdnet-color", device="cpu"), RestoreOptions(tile=64, tile_overlap=16),
+                        Manifest(out / "irestore-manifest.jsonl"), on_todo=todo.extend,
+                        on_progress=lambda job, stage, done, total: events.append((job.relative.name, done, total)))
+    assert summary.done == 2 and [job.relative.name for job in todo] == ["big.png", "small.png"]
+    big = [(done, total) for name, done, total in events if name == "big.png"]
+    assert big[0] == (0, big[0][1]) and big[-1] == (big[0][1], big[0][1]) and big[0][1] >= 6  # every tile, in order
+    assert [done for done, _ in big] == sorted(done for done, _ in big)
+    assert not [e for e in events if e[0] == "small.png"]  # smaller than a tile: one pass, no tiles
+    records = {r["relative"]: r for r in _manifest(out)}
+    assert records["big.png"]["tile_used"] == [64] and records["small.png"]["tile_used"] is None
+    assert records["big.png"]["tile"] == 64
 
 
 def test_reference_adds_psnr_and_ssim(tmp_path):

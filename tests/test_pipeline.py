@@ -105,6 +105,23 @@ def test_auto_tile_runs_an_image_that_fits_whole_even_when_a_batch_of_tiles_woul
     assert side is not None and side < 2048
 
 
+def test_memory_limit_counts_what_the_process_holds_and_sizes_tiles_under_it(restorer, monkeypatch):
+    from irestore.pipeline import activation_bytes_per_pixel
+    from irestore.tiling import memory_in_use, memory_limit
+
+    per_pixel = activation_bytes_per_pixel(restorer.network, torch.float32)
+    monkeypatch.setattr("irestore.tiling.available_memory", lambda device: 64 * 2**30)  # plenty free
+    big = torch.zeros(1, 3, 2048, 2048)
+    with memory_limit(None):  # the CPU default: 4 GiB for the whole process
+        default = restorer.choose_tile(big, "auto", 4)
+    held = memory_in_use(torch.device("cpu"))
+    with memory_limit(held + 2048 * 2048 * int(per_pixel) * 2):  # room for the whole image
+        assert restorer.choose_tile(big, "auto", 4) is None
+    with memory_limit(held + 4 * 288 * 288 * int(per_pixel)):  # room for four 288 px tiles: 256 (64-px steps)
+        assert restorer.choose_tile(big, "auto", 4) == 256
+    assert default is not None and 4 * default**2 * per_pixel <= 4 * 2**30 - held
+
+
 def test_non_finite_half_precision_output_is_redone_in_fp32(checkpoint, minilm, caplog):
     restorer = Restorer.from_pretrained(checkpoint, device="cpu", precision="bf16", text_encoder=minilm)
     assert restorer.dtype == torch.bfloat16

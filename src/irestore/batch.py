@@ -23,8 +23,10 @@ from pathlib import Path
 
 import torch
 
+from irestore import observe
 from irestore.batch_quality import QualityMeter
 from irestore.batch_report import ReportWriter, write_previews
+from irestore.batch_resume import Decision, decide, file_stamp, finished_outputs
 from irestore.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -35,7 +37,6 @@ from irestore.io import (
     read_image,
     remove_stale_temps,
     tensor_to_rgb,
-    verify_image,
     write_image,
 )
 
@@ -81,6 +82,7 @@ class Summary:
     interrupted: bool = False
     seconds: float = 0.0
     megapixels: float = 0.0
+    redone: int = 0  # existing outputs restored again: made with other settings, or incomplete
     failures: list[tuple[str, str]] = field(default_factory=list)
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
@@ -253,9 +255,15 @@ class Manifest:
                 os.fsync(handle.fileno())
 
 
-def output_complete(job: Job) -> bool:
-    """An existing output counts as done when it decodes fully (writes are atomic)."""
-    return job.target.is_file() and verify_image(job.target)
+def resume_decisions(jobs: list[Job], model, options: RestoreOptions, manifest: Manifest, upscaler=None,
+                     captioner=None) -> list[Decision]:
+    """For each job, whether its existing output is kept (complete, made with this run's settings)
+    or it is restored (again), and why; ``--overwrite`` restores every job."""
+    if options.overwrite:
+        return [Decision(False, "--overwrite") for _ in jobs]
+    previous = finished_outputs(manifest.path.parent)
+    return [decide(job.target, _base_record(job, model, options, upscaler, captioner)["settings"],
+                   previous.get(os.path.normcase(job.target.as_posix()))) for job in jobs]
 
 
 # -- running ----------------------------------------------------------------------------
@@ -271,10 +279,27 @@ def _peak_memory_mb(device: torch.device | None) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _base_record(job: Job, model, options: RestoreOptions) -> dict:
+def _settings(job: Job, record: dict, options: RestoreOptions, upscaler, captioner) -> dict:
+    """What made an output, as compared on a rerun (batch_resume): tiling and the device are left
+    out (they change pixels only within the tiling tolerance); JPEG quality counts for lossy outputs."""
+    settings = {key: record[key] for key in ("model", "model_hash", "sampler", "steps", "seed", "scale", "precision",
+                                             "prompt", "prompt_source")}
+    settings["format"] = options.format
+    if job.target.suffix.lower() in (".jpg", ".jpeg", ".webp"):
+        settings["jpeg_quality"] = options.jpeg_quality
+    if options.strength is not None:
+        settings["strength"] = options.strength
+    if options.scale > 1 and upscaler is not None:
+        settings["upscaler"] = upscaler.name
+    if job.prompt_source == "caption":
+        settings["captioner"] = getattr(captioner, "name", None)
+    return settings
+
+
+def _base_record(job: Job, model, options: RestoreOptions, upscaler=None, captioner=None) -> dict:
     settings = getattr(model, "sampler_settings", None)  # peer models have no sampler
     sampler, steps = settings(options.sampler, options.steps) if settings else (None, None)
-    return {
+    record = {
         "input": job.source.as_posix(),
         "relative": job.relative.as_posix(),
         "output": job.target.as_posix(),
@@ -294,6 +319,7 @@ def _base_record(job: Job, model, options: RestoreOptions) -> dict:
         "device": str(getattr(model, "device", "cpu")),
         "precision": str(getattr(model, "dtype", torch.float32)).replace("torch.", ""),
     }
+    return record | {"settings": _settings(job, record, options, upscaler, captioner)}
 
 
 _END = object()
@@ -307,6 +333,8 @@ def run_batch(
     *,
     on_start: Callable[[Job], None] | None = None,
     on_record: Callable[[dict], None] | None = None,
+    on_todo: Callable[[list[Job]], None] | None = None,
+    on_progress: Callable[[Job, str | None, int, int], None] | None = None,
     stop: threading.Event | None = None,
     captioner=None,
     upscaler=None,
@@ -319,18 +347,24 @@ def run_batch(
     source is "caption". With ``options.scale`` > 1, a model that keeps the size is followed by
     ``upscaler`` (a registered restoration method) to reach the larger size. ``meter`` scores each
     output (default: PSNR/SSIM against a job's reference only); ``report`` gets every finished
-    image's record and previews, and is written once more at the end, interrupted or not."""
+    image's record and previews, and is written once more at the end, interrupted or not.
+    ``on_todo`` gets the jobs to restore (after skipping kept outputs); ``on_progress(job, stage,
+    tiles_done, tiles_total)`` reports inside an image: a plan step beginning (``stage`` set) or
+    tiles done in the current pass (``stage`` None)."""
     stop = stop or threading.Event()
     meter = meter or QualityMeter(brisque=False, lpips=False)
     summary = Summary()
     started = time.perf_counter()
     todo = []
-    for job in jobs:
-        if not options.overwrite and output_complete(job):
-            record = {**_base_record(job, model, options), "status": "skipped", "error": None}
-            _finish(record, summary, on_record)
+    for job, decision in zip(jobs, resume_decisions(jobs, model, options, manifest, upscaler, captioner)):
+        if decision.keep:
+            record = {**_base_record(job, model, options, upscaler, captioner), "status": "skipped", "error": None}
+            _finish(record | {"reason": decision.reason}, summary, on_record)
         else:
+            summary.redone += bool(decision.reason) and decision.reason != "--overwrite"
             todo.append(job)
+    if on_todo:
+        on_todo(todo)
     decoded: queue.Queue = queue.Queue(maxsize=2)
     restored: queue.Queue = queue.Queue(maxsize=2)
     reader = threading.Thread(target=_read_all, args=(todo, options, decoded, stop), daemon=True)
@@ -342,13 +376,17 @@ def run_batch(
     interrupted = False
     try:
         for job, image, read_seconds, error in _drain_until(decoded, stop):
-            record = _base_record(job, model, options)
+            record = _base_record(job, model, options, upscaler, captioner)
             if error is not None:
                 restored.put((job, None, None, {**record, "status": "failed", "error": str(error)}))
                 continue
             if on_start:
                 on_start(job)
-            restored.put(_restore_one(job, image, read_seconds, model, options, record, captioner, upscaler))
+            watcher = _watcher(job, on_progress)
+            with observe.watch(watcher):
+                result = _restore_one(job, image, read_seconds, model, options, record, captioner, upscaler)
+            result[3]["tile_used"] = sorted(set(watcher.tiles)) or None
+            restored.put(result)
         interrupted = stop.is_set()  # only an outside request sets it before this point
     finally:
         stop.set()  # let the reader finish if we leave early
@@ -360,6 +398,14 @@ def run_batch(
     summary.interrupted = interrupted and summary.done + summary.failed < len(todo)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _watcher(job: Job, on_progress) -> observe.Watcher:
+    """Collects the tile sizes chosen for ``job`` and forwards progress inside it."""
+    if on_progress is None:
+        return observe.Watcher()
+    return observe.Watcher(on_stage=lambda name: on_progress(job, name, 0, 0),
+                           on_tiles=lambda done, total: on_progress(job, None, done, total))
 
 
 def _drain(q: queue.Queue) -> Iterator[tuple]:
@@ -525,7 +571,8 @@ def _write_one(job: Job, image, rgb, options: RestoreOptions, record: dict) -> d
         write_image(job.target, image, rgb, format=options.format, jpeg_quality=options.jpeg_quality)
     except (ImageError, OSError) as error:
         return {**record, "status": "failed", "error": f"cannot write {job.target}: {error}"}
-    return {**record, "status": "done", "error": None, "time_write": round(time.perf_counter() - began, 4)}
+    return {**record, "status": "done", "error": None, "time_write": round(time.perf_counter() - began, 4),
+            **file_stamp(job.target)}
 
 
 def _finish(record: dict, summary: Summary, on_record) -> None:

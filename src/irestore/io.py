@@ -196,6 +196,15 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     )
 
 
+def pixel_count(path: str | os.PathLike[str]) -> int:
+    """Width x height from the file's header (nothing decoded); 0 when the header cannot be read."""
+    try:
+        with PILImage.open(path) as im:
+            return im.size[0] * im.size[1]
+    except Exception:  # noqa: BLE001 (a bad file is reported when it is decoded; here it only weighs 0)
+        return 0
+
+
 def verify_image(path: str | os.PathLike[str], max_pixels: int = OUTPUT_MAX_PIXELS) -> bool:
     """True if the file decodes completely (the limit is an output's: outputs may be upscaled)."""
     try:

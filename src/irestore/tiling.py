@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from irestore import observe
 from irestore.conditioning.embedding import Conditioning
 
 log = logging.getLogger(__name__)
@@ -137,9 +139,11 @@ class TiledDenoiser:
         if x.shape[0] != 1:
             raise ValueError("tiled prediction handles one image at a time")
         boxes = tile_grid(height, width, self.tile, self.overlap)
+        observe.tile_chosen(self.tile)
         out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         total = torch.zeros((height, width), dtype=torch.float32, device=x.device)
         for start in range(0, len(boxes), self.tile_batch):
+            observe.tiles_done(start, len(boxes))
             chunk = boxes[start : start + self.tile_batch]
             pred = self.network(
                 _crop_batch(x, chunk), _crop_batch(mu, chunk), t[:1].expand(len(chunk)), cond.repeat(len(chunk))
@@ -149,6 +153,7 @@ class TiledDenoiser:
                 rows, cols = slice(box.top, box.top + box.height), slice(box.left, box.left + box.width)
                 out[0, :, rows, cols] += tile_pred * weight
                 total[rows, cols] += weight
+        observe.tiles_done(len(boxes), len(boxes))
         return out / total
 
 
@@ -161,6 +166,42 @@ def _crop_batch(img: Tensor, boxes: list[TileBox]) -> Tensor:
 
 
 MEMORY_FRACTION = 0.4  # share of the free memory that automatic tiling lets activations use
+CPU_MAX_MEMORY = 4 * 2**30  # default ceiling of the process's memory on the CPU (README: 3 MP photo peaks)
+_max_memory: list[int | None] = [None]  # set by memory_limit (restore --max-memory)
+
+
+@contextmanager
+def memory_limit(limit: int | None) -> Iterator[None]:
+    """Within the block, automatic tiling keeps the process (on the CPU: its resident memory; on a GPU:
+    the memory torch holds there) under ``limit`` bytes; None restores the default (CPU_MAX_MEMORY on
+    the CPU, only the free-memory share elsewhere)."""
+    before = _max_memory[0]
+    _max_memory[0] = limit
+    try:
+        yield
+    finally:
+        _max_memory[0] = before
+
+
+def activation_budget(device: torch.device) -> int:
+    """Bytes that a network's activations may take now: MEMORY_FRACTION of the free memory, and no
+    more than the memory limit minus what the process already holds (its models, the images in hand)."""
+    budget = int(available_memory(device) * MEMORY_FRACTION)
+    limit = _max_memory[0] if _max_memory[0] is not None else (CPU_MAX_MEMORY if device.type == "cpu" else None)
+    if limit is not None:
+        budget = min(budget, limit - memory_in_use(device))
+    return max(budget, MIN_BUDGET)
+
+
+MIN_BUDGET = 64 * 2**20  # below this, tiles are MIN_TILE-sized anyway
+
+
+def memory_in_use(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
 
 
 def auto_tile_size(bytes_per_pixel: float, available_bytes: int, tile_batch: int, fraction: float = MEMORY_FRACTION) -> int | None:
@@ -174,16 +215,16 @@ def auto_tile_size(bytes_per_pixel: float, available_bytes: int, tile_batch: int
 def choose_tile(tile: int | str | None, image: Tensor, bytes_per_pixel: float, device: torch.device,
                 tile_batch: int = 1) -> int | None:
     """The tile size a network runs ``image`` with: ``"auto"`` means the whole image when its
-    activations (``bytes_per_pixel``) fit in MEMORY_FRACTION of the free memory, else the largest
-    tile that does; None or 0 means never tile; a number is that tile size."""
+    activations (``bytes_per_pixel``) fit in the activation budget, else the largest tile that does;
+    None or 0 means never tile; a number is that tile size."""
     if tile in (None, 0):
         return None
     if tile != "auto":
         return int(tile)
-    free = available_memory(device)
-    if image.shape[-2] * image.shape[-1] * bytes_per_pixel <= free * MEMORY_FRACTION:
+    budget = activation_budget(device)
+    if image.shape[-2] * image.shape[-1] * bytes_per_pixel <= budget:
         return None  # the whole image fits: tiles would only recompute their overlaps
-    return auto_tile_size(bytes_per_pixel, free, tile_batch)
+    return auto_tile_size(bytes_per_pixel, budget, tile_batch, fraction=1.0)
 
 
 def available_memory(device: torch.device) -> int:
@@ -223,7 +264,10 @@ def apply_tiled(
         raise ValueError(f"tile size {tile} must be larger than the overlap {overlap}")
     out = torch.zeros((*x.shape[:-2], height * scale, width * scale), dtype=torch.float32, device=x.device)
     total = torch.zeros((height * scale, width * scale), dtype=torch.float32, device=x.device)
-    for box in tile_grid(height, width, tile, overlap):
+    boxes = tile_grid(height, width, tile, overlap)
+    observe.tile_chosen(tile)
+    for index, box in enumerate(boxes):
+        observe.tiles_done(index, len(boxes))
         top = max(0, box.top - context) // align * align
         left = max(0, box.left - context) // align * align
         bottom, right = min(height, box.top + box.height + context), min(width, box.left + box.width + context)
@@ -234,6 +278,7 @@ def apply_tiled(
         weight = blend_weight(scaled, height * scale, width * scale, overlap * scale).to(x.device)
         out[..., scaled.top : scaled.top + scaled.height, scaled.left : scaled.left + scaled.width] += piece * weight
         total[scaled.top : scaled.top + scaled.height, scaled.left : scaled.left + scaled.width] += weight
+    observe.tiles_done(len(boxes), len(boxes))
     return out / total
 
 

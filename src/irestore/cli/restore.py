@@ -7,26 +7,30 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from irestore.batch import (
     MANIFEST_NAME,
+    PROMPT_PRECEDENCE,
     Manifest,
     RestoreOptions,
     Summary,
     UsageError,
     plan_jobs,
+    resume_decisions,
     run_batch,
     summary_dict,
 )
 from irestore.batch_report import REPORT_STEM
 from irestore.cli.messages import err, fail
+from irestore.cli.restore_progress import BatchProgress
 from irestore.devices import DEVICES, PRECISIONS
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+from irestore.tiling import memory_limit
 from irestore.pipeline import DEFAULT_MODEL
 from irestore.restorers.ensemble import COUNTS
 from irestore.restorers.registry import ENSEMBLE
@@ -55,6 +59,7 @@ def restore(
     tile: Annotated[int | None, typer.Option(min=0, help="Tile size in px; 0 = never tile; default: from free memory.")] = None,
     tile_overlap: Annotated[int, typer.Option(min=0, help="Overlap between tiles in px.")] = 32,
     batch_size: Annotated[int, typer.Option(min=1, help="Tiles evaluated per network call.")] = 4,
+    max_memory: Annotated[str, typer.Option(help="Memory the run may hold, e.g. 4G or 2500M; automatic tiles are sized to stay under it (default: 4G on the CPU; on a GPU, a share of its free memory).")] = "auto",
     device: Annotated[str, typer.Option(help=f"One of {', '.join(DEVICES)}.")] = "auto",
     precision: Annotated[str, typer.Option(help=f"One of {', '.join(PRECISIONS)} (half precision: CUDA; bf16: CPU too).")] = "fp32",
     seed: Annotated[int, typer.Option(help="Random seed (each image derives its own from it and its path).")] = 0,
@@ -75,6 +80,7 @@ def restore(
         fail(f"--format {format}: choose one of {', '.join(FORMATS)}")
     if sampler and sampler not in SAMPLERS:
         fail(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
+    memory = _memory_size(max_memory)
     if tile and tile <= tile_overlap:
         fail(f"--tile {tile} must be larger than --tile-overlap {tile_overlap}")
     try:
@@ -84,9 +90,6 @@ def restore(
     if not jobs:
         fail(f"no images found in {input}")
     manifest_dir = output.parent if input.is_file() and output.suffix.lower() in IMAGE_EXTENSIONS else output
-    if dry_run:
-        _print_plan(jobs, json_output, overwrite)
-        return
     if model is not None and plan not in ("auto", "none"):
         fail(f"--model runs one model alone; it cannot be combined with --plan {plan}")
     if model is None and plan != "none" and precision != "fp32":
@@ -98,16 +101,21 @@ def restore(
     options = RestoreOptions(steps, sampler, "auto" if tile is None else (tile or None), tile_overlap, batch_size, seed, fmt,
                              jpeg_quality, max_pixels, overwrite, scale, strength)
     needs_caption = any(job.prompt_source == "caption" for job in jobs)
-    caption_model = _load_captioner(captioner, device) if needs_caption else None
     if model is None and plan != "none":
         restorer = _load_planned(plan, device, seed, refine, ensemble)
     else:
         restorer = _load((model or DEFAULT_MODEL) + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else ""), device, precision)
         _check_strength(restorer, strength)
     resizer = _load_upscaler(upscaler, device) if scale > 1 and not getattr(restorer, "changes_size", False) else None
+    manifest = Manifest(manifest_dir.resolve() / MANIFEST_NAME)
+    if dry_run:  # after loading: whether an output is current depends on the model's weights hash
+        _print_plan(jobs, resume_decisions(jobs, restorer, options, manifest, resizer, SimpleNamespace(name=captioner)),
+                    json_output)
+        return
+    caption_model = _load_captioner(captioner, device) if needs_caption else None
     meter, writer = _reporting(manifest_dir.resolve(), device) if report else (None, None)
-    summary = _run(jobs, restorer, options, Manifest(manifest_dir.resolve() / MANIFEST_NAME), json_output, caption_model, resizer,
-                   meter, writer)
+    with memory_limit(memory):
+        summary = _run(jobs, restorer, options, manifest, json_output, caption_model, resizer, meter, writer)
     _print_summary(summary)
     if writer is not None:
         err.print(f"report: {writer.folder / REPORT_STEM}.html (.json, .md)")
@@ -115,6 +123,25 @@ def restore(
             if reason:
                 err.print(f"[yellow]note[/yellow] {name} not in the report: {reason}")
     raise typer.Exit(summary.exit_code)
+
+
+UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _memory_size(text: str) -> int | None:
+    """--max-memory: ``auto`` (None) or a size such as 4G, 2500M, 3.5GB, in bytes."""
+    if text.lower() == "auto":
+        return None
+    number, unit = text.upper().removesuffix("B").removesuffix("I"), "B"
+    if number and number[-1] in UNITS:
+        number, unit = number[:-1], number[-1]
+    try:
+        size = float(number) * UNITS.get(unit, 1)
+    except ValueError:
+        size = 0
+    if size < 256 * 2**20:
+        fail(f"--max-memory {text}: give auto or a size of at least 256M, such as 4G or 2500M")
+    return int(size)
 
 
 def _load(model: str, device: str, precision: str):
@@ -182,24 +209,20 @@ def _load_captioner(name: str, device: str):
     return captioner
 
 
-def _print_plan(jobs, as_json: bool, overwrite: bool = False) -> None:
-    """What a run would do with each image: restore it, or skip it (and why)."""
-    from irestore.batch import output_complete
-
-    from irestore.batch import PROMPT_PRECEDENCE
-
+def _print_plan(jobs, decisions, as_json: bool) -> None:
+    """What a run would do with each image: restore it (and why, when it has an output), or skip it (and why)."""
     err.print(f"prompt precedence: {PROMPT_PRECEDENCE}", highlight=False)
-    skipped = 0
-    for job in jobs:
-        skip = not overwrite and output_complete(job)
-        skipped += skip
-        action, reason = ("skip", "a complete output exists (--overwrite redoes it)") if skip else ("restore", "")
+    for job, decision in zip(jobs, decisions):
+        action = "skip" if decision.keep else "restore"
         if as_json:
-            print(json.dumps({"input": str(job.source), "output": str(job.target), "action": action, "reason": reason,
-                              "prompt": job.prompt, "prompt_source": job.prompt_source}, ensure_ascii=False))
+            print(json.dumps({"input": str(job.source), "output": str(job.target), "action": action,
+                              "reason": decision.reason, "prompt": job.prompt, "prompt_source": job.prompt_source},
+                             ensure_ascii=False))
         else:
-            what = f"skip: {reason}" if skip else f"{job.prompt_source}: {job.prompt!r}"
+            why = f"; {decision.reason}" if decision.reason else ""
+            what = f"skip: {decision.reason}" if decision.keep else f"{job.prompt_source}: {job.prompt!r}{why}"
             err.print(f"{job.source} -> {job.target}  [dim]{what}[/dim]", highlight=False)
+    skipped = sum(decision.keep for decision in decisions)
     err.print(f"{len(jobs) - skipped} image(s) would be restored, {skipped} skipped")
 
 
@@ -223,37 +246,38 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
         stop.set()
 
     previous = signal.signal(signal.SIGINT, interrupt)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"))
     try:
-        with Progress(*columns, console=err, transient=False) as progress:
-            task = progress.add_task("restoring", total=len(jobs), rate="", current="")
-            megapixels, seconds = [0.0], [0.0]
-
-            def on_start(job):
-                progress.update(task, current=str(job.relative))
-
+        with BatchProgress(err) as display:
             def on_record(record):
-                if record["status"] == "done":
-                    if record.get("generative"):
-                        progress.console.print(f"[yellow]note[/yellow] {record['relative']}: a generative (GAN) model ran "
-                                               f"({record.get('upscaler') or record.get('plan') or record['model']}): its fine detail is invented")
-                    megapixels[0] += record.get("megapixels", 0)
-                    seconds[0] += record.get("time_restore", 0)
-                    progress.update(task, rate=f"{megapixels[0] / max(seconds[0], 1e-9):.3f} MP/s")
+                if record["status"] == "skipped":
+                    return _emit(record, as_json)
+                if record["status"] == "done" and record.get("generative"):
+                    display.console.print(f"[yellow]note[/yellow] {record['relative']}: a generative (GAN) model ran "
+                                          f"({record.get('upscaler') or record.get('plan') or record['model']}): its fine detail is invented")
                 elif record["status"] == "failed":
-                    progress.console.print(f"[red]failed[/red] {record['input']}: {record['error']}")
-                progress.advance(task)
-                if as_json:
-                    sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                    sys.stdout.flush()
+                    display.console.print(_failure_line(record["input"], record["error"]), highlight=False)
+                display.finished(record)
+                _emit(record, as_json)
 
-            return run_batch(jobs, restorer, options, manifest, on_start=on_start, on_record=on_record, stop=stop,
-                             captioner=captioner, upscaler=upscaler, meter=meter, report=report)
+            return run_batch(jobs, restorer, options, manifest, on_start=display.start, on_record=on_record,
+                             on_todo=display.todo, on_progress=display.inside, stop=stop, captioner=captioner,
+                             upscaler=upscaler, meter=meter, report=report)
     except KeyboardInterrupt:  # the second Ctrl-C: the image in hand is abandoned, finished ones are kept
         err.print("[yellow]aborted: the image in progress was dropped; rerun the same command to continue[/yellow]")
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _failure_line(path: str, error: str) -> str:
+    """One line naming the path once (an unreadable file's error already starts with it)."""
+    return f"[red]failed[/red] {error}" if error.startswith(path) or path in error.split(": ")[0] else f"[red]failed[/red] {path}: {error}"
+
+
+def _emit(record: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
 
 
 def _print_summary(summary: Summary) -> None:
@@ -269,7 +293,10 @@ def _print_summary(summary: Summary) -> None:
     table.add_row(*row)
     err.print(table)
     for path, error in summary.failures:
-        err.print(f"[red]failed[/red] {path}: {error}")
+        err.print(_failure_line(path, error), highlight=False)
+    if summary.redone:
+        err.print(f"[yellow]note[/yellow] {summary.redone} existing output(s) were restored again: made with other "
+                  "settings, or incomplete (--dry-run lists why)")
     if summary.interrupted:
         err.print("[yellow]interrupted: rerun the same command to continue[/yellow]")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from torch import Tensor
 
+from irestore import observe
 from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, Classification, Classifier, create_classifier
 from irestore.plan.intent import Intent, parse_intent
 from irestore.plan.pool import DEFAULT_POOL, GENERATIVE_POOL, pool_loaders, preferences
@@ -118,6 +119,7 @@ class AdaptiveRestorer:
     def restore_planned(self, image: Tensor, prompt: str = "", prompt_source: str = "none",
                         settings: RunSettings | None = None, classification: Classification | None = None) -> PlanResult:
         began = time.perf_counter()
+        observe.stage("planning")
         plan, classification, prompt = self.plan(image, prompt, prompt_source, classification)
         forced = frozenset(plan.intent.get("force", ())) | (frozenset(s.label for s in plan.steps) if self.explicit else frozenset())
         verify = self.mode == "auto"

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import Tensor
 
+from irestore import observe
 from irestore.conditioning.captioners import degradation_caption
 from irestore.conditioning.classifier import DEGRADATIONS, Classification, Classifier
 from irestore.labels import UNDO_ORDER
@@ -396,6 +397,7 @@ class Planner:
             attempts = [step] if anchor is None or provisional else [step, *(PlanStep(step.label, m) for m in self.alternatives(plan, step))]
             for attempt in attempts:
                 began = time.perf_counter()
+                observe.stage(str(attempt))
                 method, count = self.runner(attempt.method, current)
                 out = method.restore(current, self.condition(attempt, classification, prompt), settings)
                 entry = {"step": str(attempt), "seconds": round(time.perf_counter() - began, 3), "kept": True}
