@@ -348,6 +348,16 @@ def test_cli_usage_errors_exit_2(photos, tmp_path):
     assert bad_method.exit_code == 2 and "unknown method 'magic'" in bad_method.output
 
 
+def test_more_steps_than_the_sde_has_is_a_usage_error_before_any_row(photos, tiny_checkpoint, tmp_path):
+    out = tmp_path / "steps"
+    args = ["benchmark", "--suite", f"synthetic:{photos}", "--degradations", "haze", "--out", str(out),
+            "--methods", f"identity,irestore:{tiny_checkpoint}@101"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 2, result.output
+    assert "101 steps asked, but the SDE of" in result.output and "has T = 100 steps" in result.output
+    assert not (out / "rows.jsonl").exists()
+
+
 # --------------------------------------------------------------------------- browser
 
 

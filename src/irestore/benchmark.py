@@ -224,8 +224,8 @@ def run_benchmark(config: BenchmarkConfig, on_row: RowCallback | None = None) ->
     metric_status = _metric_status(config.require)
     samples = _samples(suite, config)
     _check_methods(config.methods)
-    store = _open_store(config, protocol)
     methods, entries = _load_methods(config)
+    store = _open_store(config, protocol)
     runner = _Runner(config, protocol, methods, store, metric_status, on_row)
     total = sum(len(s) for s in samples.values()) * len(config.methods)
     for task_samples in samples.values():
@@ -325,17 +325,32 @@ def _load_methods(config: BenchmarkConfig) -> tuple[dict[str, RestorationMethod 
     methods: dict[str, RestorationMethod | Exception] = {}
     entries = []
     for name in config.methods:
-        info = method_info(name)
-        entry = MethodEntry(name, info.summary, list(info.families), info.parameters)
-        try:
-            method = create_restorer(name, device=config.device, seed=config.seed)
-            entry.description, entry.settings = method.description, method.settings()
-            methods[name] = method
-        except Exception as error:  # any loading failure is reported per row, not fatal
-            entry.load_error = f"{type(error).__name__}: {error}"
-            methods[name] = error
+        methods[name], entry = _load_method(name, config)
         entries.append(entry)
     return methods, entries
+
+
+def _load_method(name: str, config: BenchmarkConfig) -> tuple[RestorationMethod | Exception, MethodEntry]:
+    info = method_info(name)
+    entry = MethodEntry(name, info.summary, list(info.families), info.parameters)
+    try:
+        method = create_restorer(name, device=config.device, seed=config.seed)
+        entry.description, entry.settings = method.description, method.settings()
+    except Exception as error:  # any loading failure is reported per row, not fatal
+        entry.load_error = f"{type(error).__name__}: {error}"
+        return error, entry
+    _check_steps(name, method)
+    return method, entry
+
+
+def _check_steps(name: str, method: RestorationMethod) -> None:
+    """More sampler steps than the model's SDE has is a usage error, before any row runs."""
+    from irestore.pipeline import check_steps
+
+    try:
+        check_steps(method, getattr(method, "steps", None))
+    except ValueError as error:
+        raise BenchmarkError(f"--methods {name}: {error}") from error
 
 
 class _Runner:
