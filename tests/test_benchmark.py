@@ -350,12 +350,13 @@ def test_cli_usage_errors_exit_2(photos, tmp_path):
 
 def test_more_steps_than_the_sde_has_is_a_usage_error_before_any_row(photos, tiny_checkpoint, tmp_path):
     out = tmp_path / "steps"
-    args = ["benchmark", "--suite", f"synthetic:{photos}", "--degradations", "haze", "--out", str(out),
-            "--methods", f"identity,irestore:{tiny_checkpoint}@101"]
-    result = CliRunner().invoke(_app(), args)
+    args = ["benchmark", "--suite", f"synthetic:{photos}", "--degradations", "haze", "--out", str(out), "--limit", "1"]
+    assert CliRunner().invoke(_app(), [*args, "--methods", "identity"]).exit_code == 0
+    earlier = (out / "rows.jsonl").read_text()
+    result = CliRunner().invoke(_app(), [*args, "--methods", f"identity,irestore:{tiny_checkpoint}@101"])
     assert result.exit_code == 2, result.output
     assert "101 steps asked, but the SDE of" in result.output and "has T = 100 steps" in result.output
-    assert not (out / "rows.jsonl").exists()
+    assert (out / "rows.jsonl").read_text() == earlier  # refused before the earlier results were cleared
 
 
 # --------------------------------------------------------------------------- browser

@@ -451,7 +451,8 @@ def test_clean_validation_samples_give_clean_psnr_and_no_degraded_metrics(photos
 
 def test_more_validation_steps_than_the_sde_has_is_a_usage_error(photos, tmp_path):
     out = tmp_path / "run"
-    result = runner.invoke(_cli(), ["train", "--dataset", f"folder:{photos}", "--out", str(out), "--val-steps", "101"])
+    result = runner.invoke(_cli(), ["train", "--dataset", f"folder:{photos}", "--out", str(out), "--val-steps", "101",
+                                    "--model", "erunet-tiny", "--crop", "32", "--max-steps", "1", "--workers", "0"])
     assert result.exit_code == 2
     assert "val_steps 101 is more than the SDE's T = 100 steps" in result.output
     assert not out.exists()
