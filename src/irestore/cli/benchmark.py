@@ -26,7 +26,7 @@ def _split(text: str | None) -> tuple[str, ...]:
 def benchmark(
     suite: Annotated[str, typer.Option(help=f"One of {', '.join(SUITE_FORMS)}.")],
     methods: Annotated[str | None, typer.Option(help="Comma-separated (" + ", ".join(m.card.name for m in list_restorers()) + "). Default: identity and the pool members for the suite.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder: rows, images, reports. Default: ./irestore-benchmark")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder: rows, images, reports. Default: irestore-benchmark in the current folder.")] = None,
     degradations: Annotated[str | None, typer.Option(help="synthetic: one task per item, e.g. noise:25,haze,blur; pairs: their family (noise:25 also states the noise σ).")] = None,
     data_root: Annotated[Path | None, typer.Option(help="A folder holding the datasets (CBSD68, Rain100L, SOTS, GOPRO_Large, LOLdataset).")] = None,
     cbsd68: Annotated[Path | None, typer.Option("--cbsd68", help="CBSD68 folder (or any folder of clean images).")] = None,
