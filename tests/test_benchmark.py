@@ -5,6 +5,7 @@ import itertools
 import json
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 from iqa_standins import write_standins
 from irestore import degrade
 from irestore.restorers import RESTORERS, ArrayMethod, Card, Condition, MethodInfo, create_restorer
-from irestore.benchmark import BenchmarkConfig, BenchmarkError, run_benchmark
+from irestore.benchmark import BenchmarkConfig, BenchmarkError, default_methods, run_benchmark
 from irestore.cli.app import app
 from irestore.io import Image, read_image, write_image
 from irestore.report import REPORT_FILES, write_reports
@@ -149,18 +150,59 @@ def test_synthetic_suite_is_reproducible_and_peers_beat_the_input(photos, tmp_pa
     assert [r.psnr for r in other_seed.rows] != [r.psnr for r in result.rows if r.method == "identity" and r.task == "haze"]
 
 
-def test_pairs_suite_matches_by_relative_path_and_needs_a_family_for_specialists(photos, tmp_path):
+def test_pairs_suite_matches_by_relative_path_and_blind_peers_estimate_what_they_need(photos, tmp_path):
     lq, gt = tmp_path / "lq", tmp_path / "gt"
     for i, name in enumerate(PHOTOS):
         clean = _photo(name)
         _save(gt / "set" / f"{name}.png", clean)
         _save(lq / "set" / f"{name}.jpg", degrade.noise(clean, np.random.default_rng(i), sigma=30).image)
-    unknown = _run(tmp_path, f"pairs:{lq},{gt}", "identity,nlm", out="unknown")
-    assert {r.status for r in unknown.rows if r.method == "nlm"} == {"skipped"}
-    assert "does not say which degradation" in unknown.rows[1].error
-    told = _run(tmp_path, f"pairs:{lq},{gt}", "identity,nlm", degradations="noise", out="told")
+    unknown = _run(tmp_path, f"pairs:{lq},{gt}", "identity,nlm,ffdnet,wiener", out="unknown")
+    estimated = [r.details for r in unknown.rows if r.method == "ffdnet"]
+    assert {d["sigma_from"] for d in estimated} == {"estimated"}
+    assert all(20 < d["sigma"] < 40 for d in estimated), estimated
+    assert _agg(unknown, "pairs", "ffdnet").psnr > _agg(unknown, "pairs", "identity").psnr + 3
+    assert _agg(unknown, "pairs", "nlm").psnr > _agg(unknown, "pairs", "identity").psnr
+    wiener = [r for r in unknown.rows if r.method == "wiener"]
+    assert {r.status for r in wiener} == {"skipped"} and "is not blind" in wiener[0].error
+    told = _run(tmp_path, f"pairs:{lq},{gt}", "identity,nlm,ffdnet,dcp", degradations="noise:30", out="told")
+    assert told.tasks[0].label == "pairs σ=30"
+    assert {(r.details["sigma"], r.details["sigma_from"]) for r in told.rows if r.method == "ffdnet"} == {(30.0, "stated")}
     assert _agg(told, "pairs", "nlm").psnr > _agg(told, "pairs", "identity").psnr
+    assert {r.status for r in told.rows if r.method == "dcp"} == {"skipped"}  # the family is known: not haze
     assert sorted(r.key for r in told.rows if r.method == "identity") == sorted(f"set/{n}.jpg" for n in PHOTOS)
+    with pytest.raises(BenchmarkError, match="only noise takes a value"):
+        _run(tmp_path, f"pairs:{lq},{gt}", "identity", degradations="jpeg:10", out="bad")
+
+
+def test_default_methods_are_identity_and_the_pool_members_for_the_suite():
+    from irestore.suites import build_suite
+
+    assert default_methods(build_suite("all-in-one")) == ("identity", "ffdnet-color", "derain", "allinone-small")
+    assert default_methods(build_suite("denoise")) == ("identity", "ffdnet-color", "allinone-small")
+    assert default_methods(build_suite("deblur")) == ("identity", "pnp-deblur", "allinone-small")
+
+
+def test_cli_without_methods_and_out_runs_the_defaults_into_irestore_benchmark(photos, tmp_path):
+    command = [sys.executable, "-m", "irestore", "benchmark", "--suite", f"synthetic:{photos}",
+               "--degradations", "noise:25", "--limit", "1", "--json"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "methods: identity,ffdnet-color,allinone-small (the default for this suite" in done.stderr
+    report = json.loads((tmp_path / "irestore-benchmark" / "report.json").read_text())
+    assert [m["name"] for m in report["methods"]] == ["identity", "ffdnet-color", "allinone-small"]
+    assert {r["status"] for r in report["rows"]} == {"ok"}
+
+
+def test_missing_datasets_are_named_once_each_with_where_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.delenv("IRESTORE_DATA", raising=False)
+    result = CliRunner().invoke(_app(), ["benchmark", "--suite", "all-in-one", "--methods", "identity",
+                                         "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("no cbsd68 folder given") == 1
+    assert "CBSD68 σ=15, CBSD68 σ=25, CBSD68 σ=50: no cbsd68 folder given" in result.output
+    assert "download: https://github.com/clausmichele/CBSD68-dataset" in result.output
+    assert result.output.count("download: ") == 3  # CBSD68, Rain100L, SOTS
+    assert "--sots-outdoor DIR, or --data-root DIR" in result.output
 
 
 # --------------------------------------------------------------------------- failures
@@ -304,6 +346,17 @@ def test_cli_usage_errors_exit_2(photos, tmp_path):
     bad_method = runner.invoke(_app(), ["benchmark", "--suite", f"synthetic:{photos}", "--methods", "identity,magic",
                                         "--out", str(tmp_path)])
     assert bad_method.exit_code == 2 and "unknown method 'magic'" in bad_method.output
+
+
+def test_more_steps_than_the_sde_has_is_a_usage_error_before_any_row(photos, tiny_checkpoint, tmp_path):
+    out = tmp_path / "steps"
+    args = ["benchmark", "--suite", f"synthetic:{photos}", "--degradations", "haze", "--out", str(out), "--limit", "1"]
+    assert CliRunner().invoke(_app(), [*args, "--methods", "identity"]).exit_code == 0
+    earlier = (out / "rows.jsonl").read_text()
+    result = CliRunner().invoke(_app(), [*args, "--methods", f"identity,irestore:{tiny_checkpoint}@101"])
+    assert result.exit_code == 2, result.output
+    assert "101 steps asked, but the SDE of" in result.output and "has T = 100 steps" in result.output
+    assert (out / "rows.jsonl").read_text() == earlier  # refused before the earlier results were cleared
 
 
 # --------------------------------------------------------------------------- browser

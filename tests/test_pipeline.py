@@ -167,3 +167,36 @@ def test_bad_image_shape_and_sampler_are_rejected(restorer):
         restorer.restore(torch.zeros(3, 10, 10))
     with pytest.raises(ValueError, match="unknown sampler"):
         restorer.restore(_image(), sampler="heun")
+
+
+@pytest.fixture(scope="module")
+def short_sde_restorer(tmp_path_factory, minilm):
+    net = _randomise(create_network("erunet-tiny", text_dim=384), seed=12)
+    info = CheckpointInfo(network=net.config, sde=SDEConfig(T=20), text_encoder="minilm", text_dim=384, name="t20", default_steps=2)
+    return Restorer.from_pretrained(save_checkpoint(tmp_path_factory.mktemp("ck20") / "t20", net, info), device="cpu", text_encoder=minilm)
+
+
+def test_check_steps_refuses_more_steps_than_the_models_sde_has(short_sde_restorer):
+    from irestore.pipeline import check_steps, steps_limit
+
+    assert steps_limit(short_sde_restorer) == 20
+    check_steps(short_sde_restorer, 20)
+    check_steps(short_sde_restorer, None)  # the model's default
+    with pytest.raises(ValueError, match=r"21 steps asked, but the SDE of t20 has T = 20 steps; choose 1 to 20"):
+        check_steps(short_sde_restorer, 21)
+    with pytest.raises(ValueError, match="between 1 and 20"):  # what the check saves a run from, on every image
+        short_sde_restorer.restore(_image(), steps=21)
+
+
+def test_steps_limit_of_shipped_models_one_pass_models_and_the_plan():
+    from irestore.pipeline import check_steps, load_model, steps_limit
+    from irestore.plan import AdaptiveRestorer
+
+    assert steps_limit(load_model("allinone-small", device="cpu")) == 100
+    assert steps_limit(load_model("derain", device="cpu")) is None  # a one-pass regressor: steps do not apply
+    assert steps_limit(load_model("ffdnet-color", device="cpu")) is None
+    check_steps(load_model("nlm", device="cpu"), 5000)
+    plan = AdaptiveRestorer.create("auto", device="cpu")
+    assert steps_limit(plan) == 100  # allinone-small, the plan's diffusion member
+    with pytest.raises(ValueError, match="T = 100"):
+        check_steps(plan, 101)

@@ -410,3 +410,51 @@ def test_auto_precision_is_bf16_on_cpu_only_for_networks_that_gain_and_cpus_that
         assert loop.training_dtype("auto", cpu, False) == torch.float32
         assert loop.training_dtype("auto", cuda, False) == torch.bfloat16
         assert loop.training_dtype("fp32", cpu, True) == torch.float32
+
+
+@pytest.fixture
+def small_folder(tmp_path) -> Path:
+    """Five real photo crops: at the default val_fraction 0.1 none is held out (p4's hash is 0.108)."""
+    from skimage import data
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    for i, name in enumerate(("astronaut", "coffee", "chelsea", "rocket", "camera")):
+        Image.fromarray(getattr(data, name)()[:128:2, :128:2]).convert("RGB").save(folder / f"p{i}.png")
+    return folder
+
+
+def test_small_folder_trains_with_val_fraction_and_recipe_flags_without_nan(small_folder, tmp_path):
+    refused = runner.invoke(_cli(), ["train", "--dataset", f"folder:{small_folder}", "--out", str(tmp_path / "r0")])
+    assert refused.exit_code == 2 and "val_fraction 0.11 holds one out" in refused.output
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "irestore", "train", "--dataset", f"folder:{small_folder}", "--out", str(out),
+               "--val-fraction", "0.5", "--val-steps", "2", "--save-every", "1", "--model", "erunet-tiny",
+               "--degradations", "noise:20-50", "--crop", "32", "--batch-size", "2", "--max-steps", "2",
+               "--val-every", "2", "--val-samples", "2", "--workers", "0", "--json"]
+    done = _run_killing_the_group(command, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["val_fraction"], saved["val_steps"], saved["save_every"]) == (0.5, 2, 1)
+    assert read_info(out / "last").default_steps == 2
+    assert "step 2: psnr" in done.stderr and "nan" not in done.stderr and "clean_psnr" not in done.stderr
+    rows = [json.loads(line, parse_constant=pytest.fail) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [set(r) >= {"psnr", "ssim", "input_psnr"} and "clean_psnr" not in r for r in rows if r["kind"] == "val"] == [True]
+    json.loads(done.stdout.strip().splitlines()[-1], parse_constant=pytest.fail)  # the --json report: no NaN
+
+
+def test_clean_validation_samples_give_clean_psnr_and_no_degraded_metrics(photos, tmp_path, minilm):
+    result = train(build_config(_settings(photos, tmp_path / "clean", degradations="clean", max_steps=1, val_every=1)),
+                   text_encoder=minilm)
+    assert set(result.validation) == {"clean_psnr"} and math.isfinite(result.validation["clean_psnr"])
+
+
+def test_more_validation_steps_than_the_sde_has_is_a_usage_error(photos, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(_cli(), ["train", "--dataset", f"folder:{photos}", "--out", str(out), "--val-steps", "101",
+                                    "--model", "erunet-tiny", "--crop", "32", "--max-steps", "1", "--workers", "0"])
+    assert result.exit_code == 2
+    assert "val_steps 101 is more than the SDE's T = 100 steps" in result.output
+    assert not out.exists()
+    direct = build_config({"dataset": "gopro", "out": "x", "model": "m3unet", "prediction": "direct", "val_steps": 500})
+    assert direct.val_steps == 500  # a one-pass regressor takes no sampler steps

@@ -17,13 +17,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from typing_extensions import Self
 
-from irestore.restorers import Condition, MethodSkipped, RestorationMethod, create_restorer, method_info
+from irestore.restorers import Card, Condition, MethodSkipped, RestorationMethod, create_restorer, method_info
 from irestore.batch import Manifest
 from irestore.io import Image, atomic_write_text, write_image
 from irestore.metrics import FIDMetric, LPIPSMetric, MetricUnavailable, Protocol, check_required, get_protocol
@@ -38,10 +38,14 @@ __all__ = [
     "MethodEntry",
     "Row",
     "TaskEntry",
+    "default_methods",
     "method_slug",
+    "resolve_methods",
     "run_benchmark",
 ]
 
+BASELINE = "identity"  # the degraded input itself: every default run includes it
+DEFAULT_OUT = Path("irestore-benchmark")
 ROWS_FILE = "rows.jsonl"
 RUN_FILE = "run.json"
 INPUT_DIR, GT_DIR = "_input", "_gt"
@@ -54,8 +58,8 @@ class BenchmarkError(ValueError):
 @dataclass(frozen=True)
 class BenchmarkConfig:
     suite: str
-    methods: tuple[str, ...]
-    out: Path
+    methods: tuple[str, ...] = ()  # (): identity and the pool members for the suite (default_methods)
+    out: Path = DEFAULT_OUT
     degradations: str | None = None
     data_root: Path | None = None
     roots: dict[str, Path] = field(default_factory=dict)  # dataset name -> its folder
@@ -182,15 +186,46 @@ def method_slug(name: str) -> str:
 RowCallback = Callable[[Row, int, int], None]
 
 
+def default_methods(suite: Suite) -> tuple[str, ...]:
+    """``identity`` and the planner's pool members (in pool order) that run on one of the suite's tasks."""
+    from irestore.plan.pool import DEFAULT_POOL
+
+    cards = {name: method_info(name).card for name in DEFAULT_POOL}
+    members = [name for name in DEFAULT_POOL if any(applies(cards[name], t.family) for t in suite.tasks)]
+    return (BASELINE, *members)
+
+
+def resolve_methods(config: BenchmarkConfig) -> BenchmarkConfig:
+    """The config with its methods filled in (the suite's default methods when none are given)."""
+    if config.methods:
+        return config
+    suite, _ = _suite_and_protocol(config)
+    return replace(config, methods=default_methods(suite))
+
+
+def applies(card: Card, family: str | None) -> bool:
+    """Whether a method runs on a task: it handles the task's family; on inputs of unknown
+    degradation (pairs without --degradations), whenever it is blind (it estimates what it needs)."""
+    return card.blind or card.any_input if family is None else card.handles_family(family)
+
+
+def why_not(card: Card, family: str | None) -> str:
+    if family is None:
+        needs = card.parameters.split(" (")[0]
+        return f"{card.name} is not blind (it needs the {needs}), and these pairs state no degradation"
+    return card.why_not(family)
+
+
 def run_benchmark(config: BenchmarkConfig, on_row: RowCallback | None = None) -> BenchmarkResult:
     """Run every method on every sample of the suite; see the module docstring."""
     started = time.perf_counter()
+    config = resolve_methods(config)
     suite, protocol = _suite_and_protocol(config)
     metric_status = _metric_status(config.require)
     samples = _samples(suite, config)
     _check_methods(config.methods)
-    store = _open_store(config, protocol)
     methods, entries = _load_methods(config)
+    store = _open_store(config, protocol)
     runner = _Runner(config, protocol, methods, store, metric_status, on_row)
     total = sum(len(s) for s in samples.values()) * len(config.methods)
     for task_samples in samples.values():
@@ -245,8 +280,6 @@ def _samples(suite: Suite, config: BenchmarkConfig) -> dict[str, list[Sample]]:
 
 
 def _check_methods(names: tuple[str, ...]) -> None:
-    if not names:
-        raise BenchmarkError("no methods given; pass --methods, e.g. identity,nlm,ffdnet")
     if len(set(names)) != len(names):
         raise BenchmarkError(f"a method is listed twice: {','.join(names)}")
     for name in names:
@@ -292,17 +325,32 @@ def _load_methods(config: BenchmarkConfig) -> tuple[dict[str, RestorationMethod 
     methods: dict[str, RestorationMethod | Exception] = {}
     entries = []
     for name in config.methods:
-        info = method_info(name)
-        entry = MethodEntry(name, info.summary, list(info.families), info.parameters)
-        try:
-            method = create_restorer(name, device=config.device, seed=config.seed)
-            entry.description, entry.settings = method.description, method.settings()
-            methods[name] = method
-        except Exception as error:  # any loading failure is reported per row, not fatal
-            entry.load_error = f"{type(error).__name__}: {error}"
-            methods[name] = error
+        methods[name], entry = _load_method(name, config)
         entries.append(entry)
     return methods, entries
+
+
+def _load_method(name: str, config: BenchmarkConfig) -> tuple[RestorationMethod | Exception, MethodEntry]:
+    info = method_info(name)
+    entry = MethodEntry(name, info.summary, list(info.families), info.parameters)
+    try:
+        method = create_restorer(name, device=config.device, seed=config.seed)
+        entry.description, entry.settings = method.description, method.settings()
+    except Exception as error:  # any loading failure is reported per row, not fatal
+        entry.load_error = f"{type(error).__name__}: {error}"
+        return error, entry
+    _check_steps(name, method)
+    return method, entry
+
+
+def _check_steps(name: str, method: RestorationMethod) -> None:
+    """More sampler steps than the model's SDE has is a usage error, before any row runs."""
+    from irestore.pipeline import check_steps
+
+    try:
+        check_steps(method, getattr(method, "steps", None))
+    except ValueError as error:
+        raise BenchmarkError(f"--methods {name}: {error}") from error
 
 
 class _Runner:
@@ -342,8 +390,8 @@ class _Runner:
         if isinstance(method, Exception):
             row.error = f"could not load {name}: {_describe(method)}"
             return row
-        if not method.card.handles_family(prepared.degradation.family):
-            row.status, row.error = "skipped", method.card.why_not(prepared.degradation.family)
+        if not applies(method.card, prepared.degradation.family):
+            row.status, row.error = "skipped", why_not(method.card, prepared.degradation.family)
             return row
         try:
             restored = self._timed(row, method, prepared)

@@ -269,3 +269,39 @@ class MethodModel:
         found = self._classifier.classify(image)
         labels = tuple(label for label in found.labels if label in self.method.card.fixes)
         return labels, {label: found.severities[label] for label in labels}
+
+
+# --------------------------------------------------------------------------- sampler steps
+
+
+def steps_limit(model) -> int | None:
+    """The most sampler steps a loaded model can run: the T of its SDE. None where steps do not
+    apply (one-pass regressors, FFDNet, classical methods). For a plan (`AdaptiveRestorer`), the
+    smallest T of its diffusion members, read from their checkpoints without loading them."""
+    if isinstance(model, Restorer):
+        return None if model.info.prediction == "direct" else model.sde.T
+    for attribute in ("restorer", "method"):  # DiffusionMethod; MethodModel and SelfEnsemble
+        inner = getattr(model, attribute, None)
+        if inner is not None:
+            return steps_limit(inner)
+    planner = getattr(model, "planner", None)
+    if planner is not None:
+        return min(filter(None, map(_checkpoint_steps_limit, planner.names)), default=None)
+    return None
+
+
+def _checkpoint_steps_limit(name: str) -> int | None:
+    from irestore.checkpoint import read_info
+
+    if name not in SHIPPED_RESTORERS:
+        return None
+    info = read_info(resolve_weights(name))
+    return None if info.prediction == "direct" else info.sde.T
+
+
+def check_steps(model, steps: int | None) -> None:
+    """ValueError when ``steps`` is more than the model's SDE has (see :func:`steps_limit`)."""
+    limit = steps_limit(model)
+    if steps is not None and limit is not None and steps > limit:
+        name = getattr(model, "name", None) or "the model"
+        raise ValueError(f"{steps} steps asked, but the SDE of {name} has T = {limit} steps; choose 1 to {limit}")

@@ -30,6 +30,7 @@ from irestore.io import read_image
 from irestore.metrics import Protocol
 
 __all__ = [
+    "DATASET_SOURCES",
     "DEFAULT_SYNTHETIC",
     "SUITES",
     "Prepared",
@@ -68,6 +69,7 @@ class TaskSpec:
     noise: float | None = None  # σ of test noise added to clean images
     degradation: str | None = None  # one irestore.degrade spec item applied to clean images
     prompt: str = ""  # description of real degraded data (the text prompt for irestore)
+    sigma: float | None = None  # Gaussian noise σ stated for real noisy pairs (--degradations noise:25)
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,9 @@ def build_suite(name: str, degradations: str | None = None) -> Suite:
     if kind == "mixtures":
         return Suite(name, _synthetic_tasks(rest, degradations or DEFAULT_MIXTURES), "irestore")
     if kind == "pairs":
-        family = _pairs_family(degradations)
-        return Suite(name, (TaskSpec("pairs", "pairs", family, f"pairs:{rest}", "all"),), "irestore")
+        family, sigma = _pairs_degradation(degradations)
+        label = "pairs" if sigma is None else f"pairs σ={sigma:g}"
+        return Suite(name, (TaskSpec("pairs", label, family, f"pairs:{rest}", "all", sigma=sigma),), "irestore")
     raise SuiteError(f"unknown suite {name!r}; choose one of {', '.join(SUITE_FORMS)}")
 
 
@@ -139,14 +142,25 @@ def _synthetic_tasks(folder: str, degradations: str) -> tuple[TaskSpec, ...]:
     return tuple(tasks)
 
 
-def _pairs_family(degradations: str | None) -> str | None:
+def _pairs_degradation(degradations: str | None) -> tuple[str | None, float | None]:
+    """The pairs' family and, for ``noise:SIGMA``, their stated noise σ (None: methods estimate it)."""
     if degradations is None:
-        return None
-    family = degrade.family_of(degradations.split(":")[0].strip().lower())
+        return None, None
+    name, _, value = (part.strip() for part in degradations.lower().partition(":"))
+    family = degrade.family_of(name)
     if family not in FAMILIES or "," in degradations:
         raise SuiteError(f"for pairs: suites, --degradations names the one degradation family of the pairs "
                          f"({', '.join(FAMILIES)}), got {degradations!r}")
-    return family
+    if not value:
+        return family, None
+    try:
+        sigma = float(value)
+    except ValueError:
+        sigma = -1.0
+    if family != "noise" or not 0 < sigma <= 255:
+        raise SuiteError(f"--degradations {degradations}: for pairs: suites only noise takes a value, "
+                         "its σ in 0-255 levels (e.g. noise:25)")
+    return family, sigma
 
 
 def _slug(text: str) -> str:
@@ -164,26 +178,55 @@ class Sample:
     lq: Path | None = None
 
 
+DATASET_SOURCES = {  # where to download the registered datasets the suites read
+    "cbsd68": "https://github.com/clausmichele/CBSD68-dataset",
+    "rain100l": "https://www.icst.pku.edu.cn/struct/Projects/joint_rain_removal.html (JORDER; "
+                "PromptIR's INSTALL.md links a copy)",
+    "sots-outdoor": "https://sites.google.com/view/reside-dehaze-datasets (RESIDE, the SOTS test set)",
+    "gopro": "https://seungjunnah.github.io/Datasets/gopro.html",
+    "lol": "https://daooshee.github.io/BMVC2018website/",
+}
+
+
 def find_samples(
     suite: Suite, data_root: Path | None = None, roots: dict[str, Path] | None = None, limit: int | None = None
 ) -> dict[str, list[Sample]]:
-    """Every task's samples (sorted by key, the first ``limit``); SuiteError lists all missing datasets."""
+    """Every task's samples (sorted by key, the first ``limit``); SuiteError names each missing
+    dataset once (with the tasks that need it and where to get it)."""
     from irestore.data import DatasetError, find_pairs
 
     roots = roots or {}
-    found, problems = {}, []
+    found, problems, needed_by = {}, {}, {}
     for task in suite.tasks:
+        needed_by.setdefault(task.dataset, []).append(task.label)
+        if task.dataset in problems:
+            continue
         root = roots.get(task.dataset, data_root)
         try:
             pairs = find_pairs(task.dataset, os.fspath(root) if root else None, task.split)
         except (DatasetError, ValueError) as error:
-            hint = "" if ":" in task.dataset else f" (pass --data-root DIR, a folder holding it, or --{task.dataset} DIR)"
-            problems.append(f"{task.label}: {error}{hint}")
+            problems[task.dataset] = _missing(task.dataset, root, error)
             continue
         found[task.name] = [Sample(task, p.key, p.gt, p.lq) for p in pairs[:limit]]
     if problems:
-        raise SuiteError(f"suite {suite.name} cannot find its data:\n  " + "\n  ".join(problems))
+        lines = [f"{', '.join(needed_by[name])}: {text}" for name, text in problems.items()]
+        raise SuiteError(f"suite {suite.name} cannot find its data:\n  " + "\n  ".join(lines))
     return found
+
+
+def _missing(dataset: str, root: Path | None, error: Exception) -> str:
+    """Why a dataset was not found, how to point at it and where to download it (indented lines)."""
+    if ":" in dataset:
+        return str(error)
+    from irestore.data.layouts import DATA_ENV, get_layout
+
+    lines = [str(error)]
+    if root is None and not os.environ.get(DATA_ENV):
+        lines = [f"no {dataset} folder given", f"expected layout: {get_layout(dataset).description}"]
+    lines.append(f"pass --{dataset} DIR, or --data-root DIR holding it")
+    if dataset in DATASET_SOURCES:
+        lines.append(f"download: {DATASET_SOURCES[dataset]}")
+    return "\n    ".join(lines)
 
 
 @dataclass
@@ -221,8 +264,8 @@ def _paired(sample: Sample, gt: np.ndarray, lq: np.ndarray, protocol: Protocol, 
                          f"{sample.gt} is {gt.shape[1]}x{gt.shape[0]}")
     if lq.shape == gt.shape:
         lq, gt = (protocol.crop(_centre_crop(x, max_side)) for x in (lq, gt))
-    degradation = Degradation(task.family, None, task.prompt, gt.shape[:2])
-    return Prepared(lq, gt, degradation)
+    stated = None if task.sigma is None else {"type": "noise", "kind": "gaussian", "sigma": task.sigma, "stated": True}
+    return Prepared(lq, gt, Degradation(task.family, stated, task.prompt, gt.shape[:2]))
 
 
 def _test_noise(gt: np.ndarray, sigma: float, key: str, protocol: Protocol) -> degrade.Degraded:

@@ -25,9 +25,9 @@ def _split(text: str | None) -> tuple[str, ...]:
 
 def benchmark(
     suite: Annotated[str, typer.Option(help=f"One of {', '.join(SUITE_FORMS)}.")],
-    methods: Annotated[str, typer.Option(help="Comma-separated: " + ", ".join(m.card.name for m in list_restorers()) + ".")],
-    out: Annotated[Path, typer.Option(help="Folder for rows, restored images and the reports.")],
-    degradations: Annotated[str | None, typer.Option(help="synthetic: one task per item, e.g. noise:25,noise:50,haze,blur; pairs: the pairs' family.")] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated (" + ", ".join(m.card.name for m in list_restorers()) + "). Default: identity and the pool members for the suite.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder: rows, images, reports. Default: irestore-benchmark in the current folder.")] = None,
+    degradations: Annotated[str | None, typer.Option(help="synthetic: one task per item, e.g. noise:25,haze,blur; pairs: their family (noise:25 also states the noise σ).")] = None,
     data_root: Annotated[Path | None, typer.Option(help="A folder holding the datasets (CBSD68, Rain100L, SOTS, GOPRO_Large, LOLdataset).")] = None,
     cbsd68: Annotated[Path | None, typer.Option("--cbsd68", help="CBSD68 folder (or any folder of clean images).")] = None,
     rain100l: Annotated[Path | None, typer.Option("--rain100l", help="Rain100L folder.")] = None,
@@ -44,10 +44,11 @@ def benchmark(
     json_output: Annotated[bool, typer.Option("--json", help="Print report.json's content on stdout; the table goes to stderr.")] = False,
 ) -> None:
     """Compare restoration methods on a benchmark suite. Exit code: 0 done, 1 some rows failed, 2 usage error."""
-    from irestore.benchmark import BenchmarkConfig, BenchmarkError, run_benchmark
+    from irestore.benchmark import DEFAULT_OUT, BenchmarkConfig, BenchmarkError, run_benchmark
     from irestore.report import render_table, write_reports
 
     flags = dict(zip(DATASET_FLAGS, (cbsd68, rain100l, sots_outdoor, gopro, lol), strict=True))
+    out = out or DEFAULT_OUT
     config = BenchmarkConfig(
         suite=suite, methods=_split(methods), out=out, degradations=degradations, data_root=data_root,
         roots={name: path for name, path in flags.items() if path is not None}, protocol=protocol,
@@ -55,6 +56,7 @@ def benchmark(
     )
     console = err if json_output else Console()
     try:
+        config = _with_methods(config)
         with _progress() as progress:
             task = progress.add_task("benchmark", total=None, current="")
 
@@ -70,6 +72,18 @@ def benchmark(
     if json_output:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n")
     raise typer.Exit(1 if any(r.status == "failed" for r in result.rows) else 0)
+
+
+def _with_methods(config):
+    """The config with its methods resolved; says which when they are the suite's defaults."""
+    from irestore.benchmark import resolve_methods
+
+    if config.methods:
+        return config
+    config = resolve_methods(config)
+    err.print(f"methods: {','.join(config.methods)} (the default for this suite; choose with --methods)",
+              highlight=False)
+    return config
 
 
 def _progress() -> Progress:

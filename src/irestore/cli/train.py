@@ -34,6 +34,9 @@ def train_command(
     pixel_cache_mb: Annotated[float | None, typer.Option(min=0, help="MB of decoded training photos kept in memory, shared among the workers (default 2048; 0 = decode every crop).")] = None,
     val_every: Annotated[int | None, typer.Option(min=1, help="Validate (and save best/) every N steps (default 1000).")] = None,
     val_samples: Annotated[int | None, typer.Option(min=1, help="Images in the fixed validation set (default 8).")] = None,
+    val_fraction: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Share of a folder:/pairs: dataset's photos held out for validation (default 0.1).")] = None,
+    val_steps: Annotated[int | None, typer.Option(min=1, help="Sampler steps of validation, and the checkpoint's default (default 4).")] = None,
+    save_every: Annotated[int | None, typer.Option(min=1, help="Save last/ and state.pt every N steps (default: --val-every).")] = None,
     log_every: Annotated[int | None, typer.Option(min=1, help="Log loss, LR and speed every N steps (default 10).")] = None,
     val_dataset: Annotated[str | None, typer.Option(help="Validate on another dataset spec (default: --dataset).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (under torchrun: this rank's GPU).")] = None,
@@ -57,7 +60,7 @@ def train_command(
         "dataset": dataset, "out": str(out) if out else None, "task": task, "model": model, "degradations": degradations,
         "max_steps": max_steps, "max_minutes": max_minutes, "batch_size": batch_size, "crop": crop, "lr": lr,
         "warmup_steps": warmup_steps, "accumulate": accumulate, "ema": ema, "workers": workers, "pixel_cache_mb": pixel_cache_mb, "val_every": val_every,
-        "val_samples": val_samples, "log_every": log_every, "val_dataset": val_dataset, "device": device, "precision": precision, "channels_last": channels_last, "threads": threads,
+        "val_samples": val_samples, "val_fraction": val_fraction, "val_steps": val_steps, "save_every": save_every, "log_every": log_every, "val_dataset": val_dataset, "device": device, "precision": precision, "channels_last": channels_last, "threads": threads,
         "classifier": str(classifier) if classifier else None, "text_encoder": text_encoder,
         "prompt_dropout": prompt_dropout, "prediction": prediction, "seed": seed,
     }

@@ -14,6 +14,7 @@ the registry layouts: the union of their splits, keys prefixed with the split.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -193,12 +194,19 @@ def _held_out(scan: Scan, split: str, val_fraction: float) -> Scan:
     if split in ("all", "test"):
         return scan
     keep_val = split == "val"
-    total = len(scan.pairs)
-    scan.pairs = [p for p in scan.pairs if (holdout_fraction(p.key) < val_fraction) == keep_val]
-    if total and not scan.pairs:
-        scan.note = (f"none of its {total} images falls in the {split} split at val_fraction {val_fraction} "
-                     "(use split 'all' or another val_fraction)")
+    fractions = [holdout_fraction(p.key) for p in scan.pairs]
+    scan.pairs = [p for p, f in zip(scan.pairs, fractions, strict=True) if (f < val_fraction) == keep_val]
+    if fractions and not scan.pairs:
+        scan.note = (f"none of its {len(fractions)} images falls in the {split} split at val_fraction "
+                     f"{val_fraction} ({_fraction_hint(fractions, keep_val)}, or use split 'all')")
     return scan
+
+
+def _fraction_hint(fractions: list[float], keep_val: bool) -> str:
+    """The val_fraction (2 decimals) that puts one image on the empty side of the split."""
+    if keep_val:
+        return f"val_fraction {math.floor(min(fractions) * 100 + 1) / 100:.2f} holds one out"
+    return f"val_fraction {math.floor(max(fractions) * 100) / 100:.2f} keeps one for training"
 
 
 def _folder(directory: Path, val_fraction: float, root: Path, split: str) -> Scan:

@@ -251,10 +251,11 @@ def from_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def noise_level(image: np.ndarray | Tensor, condition: Condition) -> tuple[float, str]:
-    """The Gaussian noise σ (0-255 units) of a noisy input and where it came from ("true" or "estimated")."""
+    """The Gaussian noise σ (0-255 units) of a noisy input and where it came from: "true" (a
+    synthetic input's), "stated" (by the user, for real pairs) or "estimated" (from the image)."""
     step = condition.step_params(("noise",))
     if step is not None and step.get("kind", "gaussian") == "gaussian" and condition.params.get("type") == "noise":
-        return float(step["sigma"]), "true"
+        return float(step["sigma"]), "stated" if step.get("stated") else "true"
     from irestore.restorers.ffdnet import estimate_noise_sigma
     from irestore.io import image_to_tensor
 

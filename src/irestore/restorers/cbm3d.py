@@ -23,6 +23,7 @@ class CBM3D(ArrayMethod):
     def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
         import bm3d
 
-        sigma, _ = noise_level(image, condition)
+        sigma, source = noise_level(image, condition)
+        self.last_details = {"sigma": round(sigma, 2), "sigma_from": source}
         out = bm3d.bm3d_rgb(image.astype(np.float64), sigma_psd=max(sigma, 0.1) / 255.0)
         return np.clip(out, 0.0, 1.0).astype(np.float32)

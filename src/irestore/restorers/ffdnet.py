@@ -133,7 +133,8 @@ class FFDNetMethod(RestorationMethod):
         settings = settings or RunSettings(tile=None)
         out = []
         for single in image.split(1):
-            sigma, _ = noise_level(single, condition)
+            sigma, source = noise_level(single, condition)
+            self.last_details = {"sigma": round(sigma, 2), "sigma_from": source}
             out.append(self.denoiser.restore(single, sigma=sigma, tile=settings.tile))
         return torch.cat(out)
 

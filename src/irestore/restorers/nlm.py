@@ -19,7 +19,8 @@ class NonLocalMeans(ArrayMethod):
     )
 
     def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
-        sigma, _ = noise_level(image, condition)
+        sigma, source = noise_level(image, condition)
+        self.last_details = {"sigma": round(sigma, 2), "sigma_from": source}
         h = max(H_PER_SIGMA * sigma, 0.1)
         bgr = cv2.cvtColor(as_uint8(image), cv2.COLOR_RGB2BGR)
         out = cv2.fastNlMeansDenoisingColored(bgr, None, h, h, TEMPLATE, SEARCH)

@@ -138,16 +138,31 @@ def resolve(config: TrainConfig) -> TrainConfig:
     _check(config)
     warmup = config.warmup_steps if config.warmup_steps is not None else min(1000, config.max_steps // 20)
     model = config.model or DEFAULT_MODELS[config.task]
+    prediction = config.prediction or default_prediction(config.task, model)
+    if config.task == "restorer" and prediction != "direct":  # a one-pass regressor takes no sampler steps
+        _check_val_steps(config.val_steps, config.sde)
     return replace(
         config,
         model=model,
-        prediction=config.prediction or default_prediction(config.task, model),
+        prediction=prediction,
         lr=config.lr if config.lr is not None else DEFAULT_LR[config.task],
         warmup_steps=warmup,
         schedule_steps=config.schedule_steps or config.max_steps,
         save_every=config.save_every or config.val_every,
         val_crop=config.val_crop or config.crop,
     )
+
+
+def _check_val_steps(val_steps: int, sde: Mapping[str, Any]) -> None:
+    """Validation samples in `val_steps` steps (also the checkpoint's default): at most the SDE's T."""
+    from irestore.sde import SDEConfig
+
+    try:
+        T = SDEConfig(**sde).T
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"sde {dict(sde)}: {error}") from error
+    if val_steps > T:
+        raise ConfigError(f"val_steps {val_steps} is more than the SDE's T = {T} steps; choose 1 to {T}")
 
 
 def default_prediction(task: str, model: str) -> str:
