@@ -315,6 +315,8 @@ def test_reference_adds_psnr_and_ssim(tmp_path):
         (["--sampler", "heun"], "--sampler heun"),
         (["--model", "/nonexistent/model"], "cannot load model"),
         (["--tile", "32", "--tile-overlap", "32"], "--tile 32 must be larger than --tile-overlap 32"),
+        (["--model", "allinone-small", "--steps", "101"], "T = 100"),
+        (["--max-memory", "lots"], "--max-memory lots"),
     ],
 )
 def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):

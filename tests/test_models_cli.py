@@ -5,7 +5,10 @@ and no network (a socket guard fails any connection attempt)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ def isolated(monkeypatch, tmp_path):
     """Private cache, offline as in every test, a registry copy tests may extend, no sockets."""
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    weights.load_catalogue()  # the copy must hold every module's weights: they register only once
     monkeypatch.setattr(weights, "_REGISTRY", dict(weights._REGISTRY))
 
     def refuse(*args, **kwargs):
@@ -189,3 +193,20 @@ def test_offline_flag_forbids_the_download_that_the_environment_would_allow(tmp_
     result = runner.invoke(app, ["classify", str(tmp_path / "a.png"), "--backend", "clip", "--model", tiny_tag[0], "--offline"])
     assert result.exit_code == 2  # and no connection was attempted (the socket guard would have failed the test)
     assert "skipped (offline" in result.stderr and "irestore models import" in result.stderr
+
+
+def test_top_level_help_lists_every_subcommand_without_importing_them():
+    """`irestore --help` must not import the subcommand modules (and torch with them); the
+    listed one-line helps are those of the real commands."""
+    code = ("import sys; from irestore.cli.app import app; sys.argv = ['irestore', '--help']\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "print('IMPORTED', sorted(m for m in sys.modules if m == 'torch' or m.startswith('irestore.cli.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "IMPORTED ['irestore.cli.app']" in result.stdout
+    from irestore.cli.app import SUBCOMMANDS, load_subcommand
+
+    for name, (_, listed) in SUBCOMMANDS.items():
+        assert name in result.stdout
+        assert load_subcommand(name).get_short_help_str(limit=300) == listed

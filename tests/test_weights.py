@@ -23,6 +23,7 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("IRESTORE_OFFLINE", raising=False)
+    weights.load_catalogue()  # the copy must hold every module's weights: they register only once
     monkeypatch.setattr(weights, "_REGISTRY", dict(weights._REGISTRY))
 
 

@@ -8,7 +8,6 @@ registry declares no checksum.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,21 +21,12 @@ from irestore.weights import (
     find_local,
     get_source,
     list_weights,
+    load_catalogue,
     locate,
     resolve_weights,
 )
 
 CHECKSUM_SUFFIX = ".sha256"
-
-
-# modules that register weights when imported
-_CATALOGUE = ("irestore.pipeline", "irestore.conditioning.classifier", "irestore.conditioning.open_clip_models", "irestore.metrics",
-              "irestore.restorers.ported", "irestore.brisque")
-
-
-def _register_catalogue() -> None:
-    for module in _CATALOGUE:
-        importlib.import_module(module)
 
 
 class StoreError(ValueError):
@@ -62,7 +52,7 @@ class ModelStatus:
 
 def source_for(name: str) -> WeightSource:
     """The registered source of a name, or of an open_clip ``ARCH:TAG`` (registered on the way)."""
-    _register_catalogue()
+    load_catalogue()
     if name in list_weights():
         return get_source(name)
     if ":" in name:
@@ -92,7 +82,7 @@ def model_status(name: str) -> ModelStatus:
 
 
 def list_models() -> list[ModelStatus]:
-    _register_catalogue()
+    load_catalogue()
     return [model_status(name) for name in list_weights()]
 
 
@@ -239,7 +229,7 @@ def verify_model(name: str) -> Verification:
 
 
 def verify_models(names: list[str] | None = None) -> list[Verification]:
-    _register_catalogue()
+    load_catalogue()
     return [verify_model(name) for name in (names or list_weights())]
 
 

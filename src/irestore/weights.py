@@ -16,6 +16,7 @@ Nothing here touches the network at import time. Anything missing raises one
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import logging
 import os
@@ -108,6 +109,20 @@ class WeightSource:
 
 
 _REGISTRY: dict[str, WeightSource] = {}
+# the modules that declare weights (each registers its own next to the code that loads them); they are
+# imported before a name is looked up, so no lookup depends on what happened to be imported first
+CATALOGUE = ("irestore.pipeline", "irestore.conditioning.classifier", "irestore.conditioning.open_clip_models",
+             "irestore.metrics", "irestore.restorers.ported", "irestore.brisque")
+_catalogue_loaded: list[bool] = [False]
+
+
+def load_catalogue() -> None:
+    """Import every module of CATALOGUE once (they call register_weights at import)."""
+    if _catalogue_loaded[0]:
+        return
+    _catalogue_loaded[0] = True
+    for module in CATALOGUE:
+        importlib.import_module(module)
 
 
 def register_weights(source: WeightSource) -> None:
@@ -120,11 +135,14 @@ def register_weights(source: WeightSource) -> None:
 
 def list_weights() -> list[str]:
     """Names of all registered assets, sorted."""
+    load_catalogue()
     return sorted(_REGISTRY)
 
 
 def get_source(name: str) -> WeightSource:
     """The registered source of ``name``; KeyError naming the registered ones otherwise."""
+    if name not in _REGISTRY:
+        load_catalogue()
     if name not in _REGISTRY:
         raise KeyError(f"no registered weights named {name!r}; registered: {', '.join(list_weights()) or 'none'}")
     return _REGISTRY[name]
@@ -168,6 +186,8 @@ def resolve_weights(name_or_path: str | os.PathLike, *, offline: bool | None = N
     explicit file/folder path, or else the folder ``<IRESTORE_HOME>/models/<name>``.
     """
     text = os.fspath(name_or_path)
+    if text not in _REGISTRY and not Path(text).exists():
+        load_catalogue()
     source = _REGISTRY.get(text)
     if source is None:
         return _resolve_unregistered(text)

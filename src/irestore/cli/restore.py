@@ -106,6 +106,7 @@ def restore(
     else:
         restorer = _load((model or DEFAULT_MODEL) + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else ""), device, precision)
         _check_strength(restorer, strength)
+    _check_steps(restorer, steps)
     resizer = _load_upscaler(upscaler, device) if scale > 1 and not getattr(restorer, "changes_size", False) else None
     manifest = Manifest(manifest_dir.resolve() / MANIFEST_NAME)
     if dry_run:  # after loading: whether an output is current depends on the model's weights hash
@@ -153,6 +154,15 @@ def _load(model: str, device: str, precision: str):
         fail(f"cannot load model {model!r}: {error}")
     err.print(f"model: {restorer.description}")
     return restorer
+
+
+def _check_steps(restorer, steps: int | None) -> None:
+    from irestore.pipeline import check_steps
+
+    try:
+        check_steps(restorer, steps)
+    except ValueError as error:
+        fail(f"--steps: {error}")
 
 
 def _check_strength(restorer, strength: float | None) -> None:
