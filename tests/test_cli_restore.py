@@ -305,6 +305,10 @@ def test_reference_adds_psnr_and_ssim(tmp_path):
     assert row["psnr"] > noisy_psnr + 3  # FFDNet really denoised
     assert 0 < row["ssim"] <= 1
     assert "mean PSNR" in result.output
+    # and one row per image: its input and output PSNR, as in the manifest
+    line = next(ln for ln in result.stderr.splitlines() if "x.png" in ln and "dB" in ln)
+    assert f"{row['psnr_input']:.2f} dB" in line and f"{row['psnr']:.2f} dB" in line and row["plan"] in line
+    assert abs(row["psnr_input"] - noisy_psnr) < 0.01
 
 
 @pytest.mark.parametrize(

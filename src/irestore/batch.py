@@ -25,6 +25,7 @@ import torch
 
 from irestore import observe
 from irestore.batch_quality import QualityMeter
+from irestore.batch_queue import PixelQueue
 from irestore.batch_report import ReportWriter, write_previews
 from irestore.batch_resume import Decision, decide, file_stamp, finished_outputs
 from irestore.io import (
@@ -365,8 +366,7 @@ def run_batch(
             todo.append(job)
     if on_todo:
         on_todo(todo)
-    decoded: queue.Queue = queue.Queue(maxsize=2)
-    restored: queue.Queue = queue.Queue(maxsize=2)
+    decoded, restored = PixelQueue(_decoded_pixels), PixelQueue(_restored_pixels)
     reader = threading.Thread(target=_read_all, args=(todo, options, decoded, stop), daemon=True)
     writer = threading.Thread(
         target=_write_all, args=(restored, options, manifest, summary, on_record, meter, report), daemon=True
@@ -408,12 +408,23 @@ def _watcher(job: Job, on_progress) -> observe.Watcher:
                            on_tiles=lambda done, total: on_progress(job, None, done, total))
 
 
-def _drain(q: queue.Queue) -> Iterator[tuple]:
+def _decoded_pixels(item) -> int:
+    image = item[1] if isinstance(item, tuple) else None
+    return 0 if image is None else image.rgb.shape[0] * image.rgb.shape[1]
+
+
+def _restored_pixels(item) -> int:
+    if not isinstance(item, tuple) or item[2] is None:
+        return 0
+    return _decoded_pixels(item) + item[2].shape[0] * item[2].shape[1]
+
+
+def _drain(q: PixelQueue) -> Iterator[tuple]:
     while (item := q.get()) is not _END:
         yield item
 
 
-def _drain_until(q: queue.Queue, stop: threading.Event) -> Iterator[tuple]:
+def _drain_until(q: PixelQueue, stop: threading.Event) -> Iterator[tuple]:
     """Items of ``q`` until its end or until ``stop`` is set (Ctrl-C): images already read ahead
     are then left for the rerun, and only the one in hand is finished."""
     while not stop.is_set():
@@ -426,7 +437,7 @@ def _drain_until(q: queue.Queue, stop: threading.Event) -> Iterator[tuple]:
         yield item
 
 
-def _read_all(jobs: list[Job], options: RestoreOptions, out: queue.Queue, stop: threading.Event) -> None:
+def _read_all(jobs: list[Job], options: RestoreOptions, out: PixelQueue, stop: threading.Event) -> None:
     for job in jobs:
         if stop.is_set():
             break
@@ -442,7 +453,7 @@ def _read_all(jobs: list[Job], options: RestoreOptions, out: queue.Queue, stop: 
     _put_unless_stopped(out, _END, stop)
 
 
-def _put_unless_stopped(q: queue.Queue, item, stop: threading.Event) -> bool:
+def _put_unless_stopped(q: PixelQueue, item, stop: threading.Event) -> bool:
     """Put ``item`` once there is room; False (item dropped) when ``stop`` is set first, so a
     reader never blocks on a queue nobody drains any more."""
     while not stop.is_set():
@@ -535,7 +546,7 @@ def _restore_one(job: Job, image, read_seconds: float, model, options: RestoreOp
     return job, image, tensor_to_rgb(result), record
 
 
-def _write_all(q: queue.Queue, options, manifest: Manifest, summary: Summary, on_record, meter: QualityMeter,
+def _write_all(q: PixelQueue, options, manifest: Manifest, summary: Summary, on_record, meter: QualityMeter,
                report: ReportWriter | None) -> None:
     for job, image, rgb, record in _drain(q):
         if rgb is not None:

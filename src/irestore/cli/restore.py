@@ -258,6 +258,7 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
         with BatchProgress(err) as display:
+            finished = []
             def on_record(record):
                 if record["status"] == "skipped":
                     return _emit(record, as_json)
@@ -267,11 +268,15 @@ def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: b
                 elif record["status"] == "failed":
                     display.console.print(_failure_line(record["input"], record["error"]), highlight=False)
                 display.finished(record)
+                if record["status"] == "done":
+                    finished.append({key: record.get(key) for key in ROW_KEYS})
                 _emit(record, as_json)
 
-            return run_batch(jobs, restorer, options, manifest, on_start=display.start, on_record=on_record,
-                             on_todo=display.todo, on_progress=display.inside, stop=stop, captioner=captioner,
-                             upscaler=upscaler, meter=meter, report=report)
+            summary = run_batch(jobs, restorer, options, manifest, on_start=display.start, on_record=on_record,
+                                on_todo=display.todo, on_progress=display.inside, stop=stop, captioner=captioner,
+                                upscaler=upscaler, meter=meter, report=report)
+        _print_images(finished)
+        return summary
     except KeyboardInterrupt:  # the second Ctrl-C: the image in hand is abandoned, finished ones are kept
         err.print("[yellow]aborted: the image in progress was dropped; rerun the same command to continue[/yellow]")
         raise typer.Exit(130) from None
@@ -288,6 +293,35 @@ def _emit(record: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         sys.stdout.flush()
+
+
+ROW_KEYS = ("relative", "psnr_input", "psnr", "time_restore", "plan", "model")
+SHOWN_ROWS = 30  # a longer batch lists its first rows; the report lists every image
+
+
+def _print_images(rows: list[dict]) -> None:
+    """One row per restored image: PSNR of input and output (with --reference), time, what ran."""
+    if not rows:
+        return
+    scored = any(row["psnr"] is not None for row in rows)
+    table = Table(title="restored images", title_justify="left", expand=False)
+    table.add_column("image", overflow="fold")
+    if scored:
+        table.add_column("PSNR in", justify="right")
+        table.add_column("PSNR out", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("plan / model", overflow="fold")
+    for row in rows[:SHOWN_ROWS]:
+        scores = [_db(row["psnr_input"]), _db(row["psnr"])] if scored else []
+        what = row["plan"] if row["plan"] is not None else row["model"]
+        table.add_row(row["relative"], *scores, f"{row['time_restore'] or 0:.1f} s", (what or "(no step)").replace(",", ", "))
+    err.print(table)
+    if len(rows) > SHOWN_ROWS:
+        err.print(f"... and {len(rows) - SHOWN_ROWS} more images: every one is in the report and the manifest")
+
+
+def _db(value) -> str:
+    return "-" if value is None else f"{value:.2f} dB"
 
 
 def _print_summary(summary: Summary) -> None:
