@@ -4,6 +4,7 @@ import csv
 import itertools
 import json
 import shutil
+import io
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -472,3 +473,20 @@ def test_the_oracle_plan_bounds_every_plan_and_names_the_best_fixed_order(tmp_pa
     assert entry["methods"]["plan:auto"]["gap_to_oracle"] >= -1e-6
     assert [r for r in result.rows if r.method == "plan:auto"][0].details["plan_details"]["mode"] == "auto"
     assert "Plans against the oracle" in write_reports(result, tmp_path / "out")["report.md"].read_text()
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_terminal_table_never_breaks_a_number_across_lines(photos, tmp_path, width):
+    import re
+
+    from rich.console import Console
+
+    from irestore.report import method_rows, render_table
+
+    result = _run(tmp_path, f"synthetic:{photos}", "identity,ffdnet,dcp,gamma", degradations="noise:25,haze,lowlight,blur")
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    render_table(result, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    cells = [cell for row in method_rows(result) for cell in row[1:] if re.match(r"\d", cell)]
+    assert cells and all(cell in text for cell in cells)  # each whole on one line

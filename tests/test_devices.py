@@ -9,6 +9,9 @@ import sys
 import textwrap
 
 import pytest
+import torch
+
+from irestore.devices import resolve_precision
 
 # the tuning is process-global: run it in fresh interpreters, never in the test process
 PROBE = textwrap.dedent(
@@ -48,3 +51,19 @@ def test_freed_buffers_stay_mapped_so_reuse_does_not_page_fault_again():
     # 16384 pages in again (three buffers per iteration; ask for at least one)
     assert default_faults > 10 * 16384, default_faults
     assert faults < default_faults / 3, (faults, default_faults)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_of_the_shipped_models_follows_the_cpu_measurement(monkeypatch, native):
+    """auto: bf16 on the CPU only where it measured faster (M3UNet specialists, FFDNet) and the CPU
+    has native bf16; fp32 for the ERUNet all-in-one; bf16 on CUDA; an explicit fp32 is kept."""
+    from irestore.pipeline import load_model
+
+    monkeypatch.setattr("irestore.devices.cpu_has_native_bf16", lambda: native)
+    fast = torch.bfloat16 if native else torch.float32
+    assert load_model("derain", device="cpu", precision="auto").dtype == fast
+    assert load_model("ffdnet-color", device="cpu", precision="auto").dtype == fast
+    assert load_model("allinone-small", device="cpu", precision="auto").dtype == torch.float32
+    assert load_model("derain", device="cpu", precision="fp32").dtype == torch.float32
+    assert resolve_precision("auto", torch.device("cuda"), cpu_bf16=False) == torch.bfloat16
+    assert resolve_precision("auto", torch.device("mps"), cpu_bf16=True) == torch.float32

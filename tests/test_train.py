@@ -405,7 +405,7 @@ def test_auto_precision_is_bf16_on_cpu_only_for_networks_that_gain_and_cpus_that
     assert loop.prefers_cpu_bf16(configs["m3unet-small"]) and not loop.prefers_cpu_bf16(configs["erunet-small"])
     assert not loop.prefers_cpu_bf16(classifier)
     for native in (True, False):
-        monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr("irestore.devices.cpu_has_native_bf16", lambda native=native: native)
         assert loop.training_dtype("auto", cpu, True) == (torch.bfloat16 if native else torch.float32)
         assert loop.training_dtype("auto", cpu, False) == torch.float32
         assert loop.training_dtype("auto", cuda, False) == torch.bfloat16

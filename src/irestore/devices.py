@@ -9,7 +9,10 @@ from pathlib import Path
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# auto: bf16 on CUDA (with the fp32 redo of non-finite outputs); on a CPU with native bf16, bf16 for the
+# networks that run faster in it (dense convolutions: M3UNet, FFDNet; benchmarks/precision_speed.py and
+# train_speed.py, README), fp32 for the others (ERUNet's depthwise convolutions ran slower); MPS: fp32
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -31,17 +34,24 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = False) -> torch.dtype:
     """Network compute dtype for autocast. CUDA takes bf16 and fp16, the CPU bf16;
-    anything else falls back to fp32 (with a warning), since it would be slower or unsupported."""
-    if precision not in _DTYPES:
+    anything else falls back to fp32 (with a warning), since it would be slower or unsupported.
+    ``auto`` (see PRECISIONS): ``cpu_bf16`` says the network runs faster in bf16 on a CPU that has it."""
+    if precision not in PRECISIONS:
         raise ValueError(f"unsupported precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    dtype = _DTYPES[precision]
-    supported = device.type == "cuda" or (device.type == "cpu" and dtype == torch.bfloat16)
-    if dtype != torch.float32 and not supported:
+    if precision == "auto":
+        fast_cpu_bf16 = device.type == "cpu" and cpu_bf16 and cpu_has_native_bf16()
+        return torch.bfloat16 if device.type == "cuda" or fast_cpu_bf16 else torch.float32
+    if not precision_supported(precision, device):
         warnings.warn(f"{precision} is not supported on {device.type}; using fp32", stacklevel=2)
         return torch.float32
-    return dtype
+    return _DTYPES[precision]
+
+
+def precision_supported(precision: str, device: torch.device) -> bool:
+    """Whether ``precision`` runs on ``device`` as asked (CUDA: all; the CPU: fp32 and bf16; MPS: fp32)."""
+    return precision in ("auto", "fp32") or device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
 
 
 def cpu_has_native_bf16() -> bool:

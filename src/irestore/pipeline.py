@@ -62,7 +62,7 @@ class Restorer:
         _check_text_encoder(info, text_encoder)
         _check_classifier(info, classifier)
         self.device = resolve_device(str(device))
-        self.dtype = resolve_precision(precision, self.device)
+        self.dtype = resolve_precision(precision, self.device, cpu_bf16=getattr(type(network), "CPU_BF16", False))
         if self.device.type == "cpu":
             keep_freed_memory_mapped()  # about 2x faster CPU inference (see the function)
         self.network = network.to(self.device).eval()

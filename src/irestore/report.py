@@ -13,6 +13,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from irestore.benchmark import BenchmarkResult, Row
@@ -111,9 +112,23 @@ def header(result: BenchmarkResult) -> list[str]:
 def render_table(result: BenchmarkResult, console: Console) -> None:
     """The rich table (PSNR/SSIM per task, average, speed) followed by the protocol and notes."""
     title = f"irestore benchmark: {result.suite} — protocol {result.protocol.name} [{result.protocol.fingerprint}]"
-    table = Table(title=title, caption="PSNR (dB)/SSIM; s/MP = seconds per megapixel of input")
+    wide = _wide_table(result, title)
+    natural = Measurement.get(console, console.options.update_width(100_000), wide).maximum  # unclamped
+    fits = natural <= console.width
+    console.print(wide if fits else _long_table(result, title))
+    console.print(result.protocol.describe(), highlight=False, markup=False)
+    for line in [*metric_lines(result), *result.notes, *_problems(result)]:
+        console.print(line, highlight=False, markup=False)
+
+
+CAPTION = "PSNR (dB)/SSIM; s/MP = seconds per megapixel of input"
+
+
+def _wide_table(result: BenchmarkResult, title: str) -> Table:
+    """Methods down, tasks across; numbers are never broken over lines."""
+    table = Table(title=title, caption=CAPTION)
     for i, column in enumerate(header(result)):
-        table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i > 0, overflow="fold")
     for row in method_rows(result):
         table.add_row(*row)
     published = published_rows(result)
@@ -121,10 +136,23 @@ def render_table(result: BenchmarkResult, console: Console) -> None:
         table.add_section()
         for row in published:
             table.add_row(*row, style="dim italic")
-    console.print(table)
-    console.print(result.protocol.describe(), highlight=False, markup=False)
-    for line in [*metric_lines(result), *result.notes, *_problems(result)]:
-        console.print(line, highlight=False, markup=False)
+    return table
+
+
+def _long_table(result: BenchmarkResult, title: str) -> Table:
+    """The same cells, one (method, column) pair per line: for a terminal too narrow for the wide table."""
+    table = Table(title=title, caption=CAPTION)
+    table.add_column("method", overflow="fold")
+    table.add_column("task", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
+    names = header(result)[1:]
+    for index, row in enumerate(method_rows(result) + published_rows(result)):
+        if index == len(result.methods):
+            table.add_section()
+        for name, cell in zip(names, row[1:]):
+            table.add_row(row[0], name, cell)
+        table.add_section()
+    return table
 
 
 def _problems(result: BenchmarkResult) -> list[str]:

@@ -15,6 +15,10 @@ from typer.core import TyperGroup
 
 from irestore import __version__
 
+# Plain click help: it reads at 80 columns (rich panels squeeze the help text into a narrow column
+# and cut option names); None also keeps Typer from importing rich for every --help.
+HELP_MARKUP = None
+
 # name -> (module under irestore.cli with a register(app) function, its one-line help as listed)
 SUBCOMMANDS = {
     "restore": ("restore", "Restore an image or a folder of images."),
@@ -33,7 +37,7 @@ SUBCOMMANDS = {
 def load_subcommand(name: str) -> click.Command:
     """The real click command of a subcommand (importing its module)."""
     module = importlib.import_module(f"irestore.cli.{SUBCOMMANDS[name][0]}")
-    holder = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False)
+    holder = typer.Typer(rich_markup_mode=HELP_MARKUP, pretty_exceptions_enable=False)
     holder.callback()(lambda: None)  # a group, so the command is found by name whatever its kind
     module.register(holder)
     return typer.main.get_command(holder).commands[name]
@@ -62,7 +66,7 @@ app = typer.Typer(
     cls=LazyGroup,
     help="Text-guided universal image restoration with a mean-reverting SDE diffusion model.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
     pretty_exceptions_enable=False,
 )
 

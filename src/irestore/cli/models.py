@@ -41,13 +41,18 @@ def list_command(json_output: Annotated[bool, typer.Option("--json", help="Print
         print(json.dumps([s.to_dict() for s in statuses], indent=2))
         return
     table = Table(title="irestore models")
-    for column in ("name", "kind", "present", "size", "where", "path / source"):
-        table.add_column(column, overflow="fold")
+    for column in ("name", "kind", "present", "size", "where"):
+        table.add_column(column, no_wrap=column == "name")
     for s in statuses:
         present = "[green]yes[/green]" if s.present else "[red]no[/red]"
-        place = s.path or s.download or f"supply it: irestore models import {s.name} FILE"
-        table.add_row(s.name, s.kind, present, _size(s.size), s.where, place)
+        table.add_row(s.name, s.kind, present, _size(s.size), s.where)
     err.print(table)
+    # paths and URLs below the table, one line each, never broken by rich (so they can be copied)
+    width = max(len(s.name) for s in statuses) if statuses else 0
+    err.print("path, or where it comes from:")
+    for s in statuses:
+        place = s.path or s.download or f"supply it: irestore models import {s.name} FILE"
+        err.print(f"  {s.name:<{width}}  {place}", soft_wrap=True, highlight=False, markup=False)
 
 
 @models_app.command("path", no_args_is_help=True)

@@ -61,7 +61,7 @@ def restore(
     batch_size: Annotated[int, typer.Option(min=1, help="Tiles evaluated per network call.")] = 4,
     max_memory: Annotated[str, typer.Option(help="Memory the run may hold, e.g. 4G or 2500M; automatic tiles are sized to stay under it (default: 4G on the CPU; on a GPU, a share of its free memory).")] = "auto",
     device: Annotated[str, typer.Option(help=f"One of {', '.join(DEVICES)}.")] = "auto",
-    precision: Annotated[str, typer.Option(help=f"One of {', '.join(PRECISIONS)} (half precision: CUDA; bf16: CPU too).")] = "fp32",
+    precision: Annotated[str, typer.Option(help=f"One of {', '.join(PRECISIONS)}: auto is bf16 on CUDA, fp32 on the CPU (bf16 was no faster there) and MPS; fp16: CUDA only.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (each image derives its own from it and its path).")] = 0,
     format: Annotated[str | None, typer.Option("--format", help="Output format: PNG, JPEG, TIFF, WEBP or BMP (default: same as input).")] = None,
     jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="Quality for JPEG/WebP outputs.")] = 95,
@@ -92,7 +92,7 @@ def restore(
     manifest_dir = output.parent if input.is_file() and output.suffix.lower() in IMAGE_EXTENSIONS else output
     if model is not None and plan not in ("auto", "none"):
         fail(f"--model runs one model alone; it cannot be combined with --plan {plan}")
-    if model is None and plan != "none" and precision != "fp32":
+    if model is None and plan != "none" and precision not in ("auto", "fp32"):
         fail("--precision applies to one model alone (--model NAME or --plan none); the plan's members run in fp32")
     if ensemble not in COUNTS:
         fail(f"--ensemble {ensemble}: choose one of {', '.join(map(str, COUNTS))}")
@@ -104,7 +104,8 @@ def restore(
     if model is None and plan != "none":
         restorer = _load_planned(plan, device, seed, refine, ensemble)
     else:
-        restorer = _load((model or DEFAULT_MODEL) + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else ""), device, precision)
+        restorer = _load((model or DEFAULT_MODEL) + (f"{ENSEMBLE}{ensemble}" if ensemble > 1 else ""), device,
+                         _supported_precision(precision, device))
         _check_strength(restorer, strength)
     _check_steps(restorer, steps)
     resizer = _load_upscaler(upscaler, device) if scale > 1 and not getattr(restorer, "changes_size", False) else None
@@ -143,6 +144,17 @@ def _memory_size(text: str) -> int | None:
     if size < 256 * 2**20:
         fail(f"--max-memory {text}: give auto or a size of at least 256M, such as 4G or 2500M")
     return int(size)
+
+
+def _supported_precision(precision: str, device: str) -> str:
+    """``precision``, or fp32 with a note when the device cannot run it."""
+    from irestore.devices import precision_supported, resolve_device
+
+    if precision in PRECISIONS and not precision_supported(precision, resolved := resolve_device(device)):
+        err.print(f"[yellow]note[/yellow] --precision {precision} does not run on {resolved.type}; using fp32"
+                  + (" (bf16 does, on the CPU)" if resolved.type == "cpu" else ""))
+        return "fp32"
+    return precision
 
 
 def _load(model: str, device: str, precision: str):

@@ -72,10 +72,17 @@ class MiniLMTextEncoder(TextEncoder):
         super().__init__(cache_size)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
         path = Path(model_dir) if model_dir else _minilm_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        was_enabled = transformers_logging.is_progress_bar_enabled()
+        transformers_logging.disable_progress_bar()  # a 6 MB local file: no "Loading weights" bar on every command
+        try:
+            self.model = AutoModel.from_pretrained(path).eval()
+        finally:
+            if was_enabled:
+                transformers_logging.enable_progress_bar()
         self.max_tokens = max_tokens
 
     @torch.inference_mode()

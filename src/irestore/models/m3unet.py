@@ -87,7 +87,7 @@ class _Level(nn.Module):
 
 
 class M3UNet(nn.Module):
-    CPU_BF16 = True  # trains faster under bf16 autocast on CPUs with native bf16 (training.loop.prefers_cpu_bf16)
+    CPU_BF16 = True  # trains and infers faster under bf16 autocast on CPUs with native bf16 (devices.PRECISIONS)
     DEFAULT_PREDICTION = "x0"  # with its multi-scale L1
     MULTI_SCALE = True  # forward(..., scales=True) gives one output per decoder scale
 

@@ -75,7 +75,7 @@ class FFDNetDenoiser:
         path = ffdnet_weight_file(name_or_path)
         torch_device = resolve_device(device)
         network = load_ffdnet(path, FFDNetConfig(3, 96, 12))
-        return cls(network, file_sha256(path)[:16], torch_device, resolve_precision(precision, torch_device))
+        return cls(network, file_sha256(path)[:16], torch_device, resolve_precision(precision, torch_device, cpu_bf16=True))  # 1.7x faster in bf16 on the CPU (benchmarks/precision_speed.py)
 
     def restore(
         self,

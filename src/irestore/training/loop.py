@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from irestore.conditioning.text import TextEncoder
-from irestore.devices import cpu_has_native_bf16, resolve_precision
+from irestore.devices import resolve_precision
 from irestore.training import distributed
 from irestore.training.config import ConfigError, TrainConfig, save_config
 from irestore.training.data import BatchStream, fixed_subset
@@ -71,11 +71,7 @@ class TrainResult:
 def training_dtype(precision: str, device: torch.device, cpu_bf16: bool = False) -> torch.dtype:
     """'auto' is bf16 autocast on CUDA; on a CPU with native bf16, bf16 for networks that gain
     from it (``cpu_bf16``, see `prefers_cpu_bf16`), else fp32. The rest as `resolve_precision`."""
-    if precision == "auto":
-        if device.type == "cuda" or (device.type == "cpu" and cpu_bf16 and cpu_has_native_bf16()):
-            return torch.bfloat16
-        return torch.float32
-    return resolve_precision(precision, device)
+    return resolve_precision(precision, device, cpu_bf16)
 
 
 def prefers_cpu_bf16(config: TrainConfig) -> bool:
