@@ -35,7 +35,7 @@ def photo(size: int) -> torch.Tensor:
 
 
 def timed(model, image: torch.Tensor, repeats: int) -> tuple[float, torch.Tensor]:
-    run = lambda: model.restore(image, prompt="remove the noise", tile=None, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    run = lambda: model.restore(image, prompt="remove the noise", tile=None, generator=torch.Generator().manual_seed(0))
     out = run()  # warm-up (and the output compared)
     seconds = []
     for _ in range(repeats):

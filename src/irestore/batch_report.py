@@ -14,6 +14,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -94,6 +95,14 @@ def read_records(folder: Path) -> dict[str, dict]:
     """The last record per image (keyed by its path relative to the input) from every manifest in
     ``folder``; skipped-image records and torn lines are ignored."""
     rows: dict[str, dict] = {}
+    for record in manifest_records(folder):
+        if record.get("status") in ("done", "failed") and "relative" in record:
+            add_record(rows, record)
+    return rows
+
+
+def manifest_records(folder: Path) -> Iterator[dict]:
+    """Every record of every manifest in ``folder``, in file and line order; torn lines are skipped."""
     for manifest in sorted(folder.glob(MANIFEST_GLOB)):
         with open(manifest, encoding="utf-8") as handle:
             for line in handle:
@@ -101,9 +110,8 @@ def read_records(folder: Path) -> dict[str, dict]:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line a killed run left half-written
-                if isinstance(record, dict) and record.get("status") in ("done", "failed") and "relative" in record:
-                    add_record(rows, record)
-    return rows
+                if isinstance(record, dict):
+                    yield record
 
 
 def add_record(rows: dict[str, dict], record: dict) -> None:

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from irestore.batch_report import MANIFEST_GLOB
+from irestore.batch_report import manifest_records
 from irestore.io import verify_image
 
 SAME = "a complete output made with these settings exists (--overwrite redoes it)"
@@ -37,17 +37,8 @@ def file_stamp(path: Path) -> dict:
 
 def finished_outputs(folder: Path) -> dict[str, dict]:
     """The last ``done`` record per output path in the manifests of ``folder``."""
-    found: dict[str, dict] = {}
-    for manifest in sorted(folder.glob(MANIFEST_GLOB)):
-        with open(manifest, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line a killed run left half-written
-                if isinstance(record, dict) and record.get("status") == "done" and "output" in record:
-                    found[os.path.normcase(record["output"])] = record
-    return found
+    return {os.path.normcase(record["output"]): record for record in manifest_records(folder)
+            if record.get("status") == "done" and "output" in record}
 
 
 def decide(target: Path, settings: dict, previous: dict | None) -> Decision:

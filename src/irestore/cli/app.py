@@ -22,14 +22,14 @@ HELP_MARKUP = None
 # name -> (module under irestore.cli with a register(app) function, its one-line help as listed)
 SUBCOMMANDS = {
     "restore": ("restore", "Restore an image or a folder of images."),
-    "plan": ("plan", "Plan the restoration of an image or folder: detected degradations, the steps chosen and "
-                     "the evaluations behind them (kept, rolled back)."),
+    "plan": ("plan", ("Plan the restoration of an image or folder: detected degradations, the steps chosen and "
+                      "the evaluations behind them (kept, rolled back).")),
     "classify": ("classify", "Classify the degradations of an image or a folder of images."),
     "caption": ("caption", "Caption an image or a folder of images."),
     "train": ("train", "Train a restorer (IR-SDE maximum-likelihood loss, or x̂_0 L1) or a degradation classifier."),
     "benchmark": ("benchmark", "Compare restoration methods on a benchmark suite."),
-    "models": ("models", "The model store: which weights exist, where they resolve, fetching, importing and "
-                         "checking them."),
+    "models": ("models", ("The model store: which weights exist, where they resolve, fetching, importing and "
+                          "checking them.")),
     "data": ("data", "Dataset layouts (GoPro, Rain100, SOTS, ...): list them, check a local copy."),
 }
 

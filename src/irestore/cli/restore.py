@@ -30,11 +30,11 @@ from irestore.cli.messages import err, fail
 from irestore.cli.restore_progress import BatchProgress
 from irestore.devices import DEVICES, PRECISIONS
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
-from irestore.tiling import memory_limit
 from irestore.pipeline import DEFAULT_MODEL
 from irestore.restorers.ensemble import COUNTS
 from irestore.restorers.registry import ENSEMBLE
 from irestore.sampling import SAMPLERS
+from irestore.tiling import memory_limit
 
 FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
 
