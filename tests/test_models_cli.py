@@ -210,3 +210,19 @@ def test_top_level_help_lists_every_subcommand_without_importing_them():
     for name, (_, listed) in SUBCOMMANDS.items():
         assert name in result.stdout
         assert load_subcommand(name).get_short_help_str(limit=300) == listed
+
+
+@pytest.mark.parametrize("command", [["restore"], ["benchmark"], ["train"], ["models", "list"]])
+def test_help_reads_at_80_columns_with_every_option_name_whole(command):
+    args = [*command, "--help"] if command != ["models", "list"] else ["models", "list"]
+    result = subprocess.run([sys.executable, "-m", "irestore.cli", *args], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "80", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    text = result.stdout + result.stderr
+    boxed = [line for line in text.splitlines() if not line.startswith("  ") or command != ["models", "list"]]
+    assert max(len(line) for line in boxed) <= 80  # the model list's path lines are whole instead
+    if command == ["restore"]:
+        for option in ("--prompt-from-caption", "--max-memory", "--tile-overlap", "--precision", "--dry-run"):
+            assert option in text
+    if command == ["models", "list"]:  # URLs and paths are never broken across lines
+        assert "https://huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K/resolve/main/open_clip_model.safetensors" in text
