@@ -31,6 +31,14 @@ def _photo(h=40, w=56, seed=0):
     return np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
 
 
+def _photos(folder: Path, *names: str) -> Path:
+    """``folder`` holding a small photo (its own noise seed) under each name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(names):
+        PILImage.fromarray(_photo(seed=seed)).save(folder / name)
+    return folder
+
+
 def make_tricky_folder(root: Path) -> dict[str, dict]:
     """Every input kind the tool promises to handle, plus broken files. Returns expectations."""
     rgb = _photo()
@@ -150,10 +158,7 @@ def test_json_dry_run_prompt_file_and_format(tmp_path):
 
 
 def test_prompt_precedence_is_printed_and_followed(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for name in ("a", "b", "c"):
-        PILImage.fromarray(_photo()).save(src / f"{name}.png")
+    src = _photos(tmp_path / "in", "a.png", "b.png", "c.png")
     (src / "a.txt").write_text("sidecar of a\n")
     (src / "b.txt").write_text("sidecar of b\n")
     table = tmp_path / "prompts.csv"
@@ -198,10 +203,7 @@ def test_symlinks_are_followed_and_outputs_take_the_links_names(tmp_path):
 
 
 def test_two_inputs_mapped_to_one_output_are_refused_naming_both(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    PILImage.fromarray(_photo()).save(src / "a.png")
-    PILImage.fromarray(_photo()).save(src / "a.jpg")
+    src = _photos(tmp_path / "in", "a.png", "a.jpg")
     result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), "--format", "png"])
     assert result.exit_code == 2
     assert "a.jpg" in result.output and "a.png" in result.output and "both" in result.output
@@ -209,10 +211,8 @@ def test_two_inputs_mapped_to_one_output_are_refused_naming_both(tmp_path):
 
 
 def test_files_from_entries_outside_input_are_refused(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    PILImage.fromarray(_photo()).save(src / "inside.png")
-    PILImage.fromarray(_photo()).save(tmp_path / "outside.png")
+    src = _photos(tmp_path / "in", "inside.png")
+    _photos(tmp_path, "outside.png")
     listing = tmp_path / "list.txt"
     listing.write_text("inside.png\n../outside.png\n")
     result = runner.invoke(app, ["restore", str(src), str(tmp_path / "out"), "--files-from", str(listing)])
@@ -221,10 +221,7 @@ def test_files_from_entries_outside_input_are_refused(tmp_path):
 
 
 def test_rerun_with_other_settings_redoes_the_outputs_it_names(tmp_path):
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    for i in range(3):
-        PILImage.fromarray(_photo(seed=i)).save(src / f"p{i}.png")
+    src, out = _photos(tmp_path / "in", "p0.png", "p1.png", "p2.png"), tmp_path / "out"
     first = runner.invoke(app, ["restore", str(src), str(out), "--model", "identity", "--no-report"])
     assert first.exit_code == 0, first.output
     same = runner.invoke(app, ["restore", str(src), str(out), "--model", "identity", "--json", "--no-report"])
@@ -246,10 +243,7 @@ def test_rerun_with_other_settings_redoes_the_outputs_it_names(tmp_path):
 
 
 def test_resume_trusts_a_matching_record_and_checks_any_other_output(tmp_path):
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    for i in range(2):
-        PILImage.fromarray(_photo(seed=i)).save(src / f"p{i}.png")
+    src, out = _photos(tmp_path / "in", "p0.png", "p1.png"), tmp_path / "out"
     args = ["restore", str(src), str(out), "--model", "identity", "--json", "--no-report"]
     assert runner.invoke(app, args).exit_code == 0
     # p0: garbage of the same size with the recorded mtime is trusted (the record is not re-decoded);

@@ -27,7 +27,7 @@ from irestore import observe
 from irestore.batch_quality import QualityMeter
 from irestore.batch_queue import PixelQueue
 from irestore.batch_report import ReportWriter, write_previews
-from irestore.batch_resume import Decision, decide, file_stamp, finished_outputs
+from irestore.batch_resume import OVERWRITE, Decision, decide, file_stamp, finished_outputs
 from irestore.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -261,7 +261,7 @@ def resume_decisions(jobs: list[Job], model, options: RestoreOptions, manifest: 
     """For each job, whether its existing output is kept (complete, made with this run's settings)
     or it is restored (again), and why; ``--overwrite`` restores every job."""
     if options.overwrite:
-        return [Decision(False, "--overwrite") for _ in jobs]
+        return [Decision(False, OVERWRITE) for _ in jobs]
     previous = finished_outputs(manifest.path.parent)
     return [decide(job.target, _base_record(job, model, options, upscaler, captioner)["settings"],
                    previous.get(os.path.normcase(job.target.as_posix()))) for job in jobs]
@@ -362,7 +362,7 @@ def run_batch(
             record = {**_base_record(job, model, options, upscaler, captioner), "status": "skipped", "error": None}
             _finish(record | {"reason": decision.reason}, summary, on_record)
         else:
-            summary.redone += bool(decision.reason) and decision.reason != "--overwrite"
+            summary.redone += decision.redone
             todo.append(job)
     if on_todo:
         on_todo(todo)
@@ -385,7 +385,7 @@ def run_batch(
             watcher = _watcher(job, on_progress)
             with observe.watch(watcher):
                 result = _restore_one(job, image, read_seconds, model, options, record, captioner, upscaler)
-            result[3]["tile_used"] = sorted(set(watcher.tiles)) or None
+            result[3]["tile_used"] = sorted(watcher.tiles) or None
             restored.put(result)
         interrupted = stop.is_set()  # only an outside request sets it before this point
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 from irestore.batch_report import manifest_records
 from irestore.io import verify_image
 
+OVERWRITE = "--overwrite"
 SAME = "a complete output made with these settings exists (--overwrite redoes it)"
 UNRECORDED = "a complete output exists (no manifest record of its settings; --overwrite redoes it)"
 
@@ -27,6 +28,11 @@ UNRECORDED = "a complete output exists (no manifest record of its settings; --ov
 class Decision:
     keep: bool
     reason: str  # empty for an image that simply has no output yet
+
+    @property
+    def redone(self) -> bool:
+        """An existing output restored again because it is stale or broken (not because of --overwrite)."""
+        return not self.keep and self.reason not in ("", OVERWRITE)
 
 
 def file_stamp(path: Path) -> dict:

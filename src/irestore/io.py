@@ -199,8 +199,10 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
 def pixel_count(path: str | os.PathLike[str]) -> int:
     """Width x height from the file's header (nothing decoded); 0 when the header cannot be read."""
     try:
-        with PILImage.open(path) as im:
-            return im.size[0] * im.size[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)  # read_image applies --max-pixels
+            with PILImage.open(path) as im:
+                return im.size[0] * im.size[1]
     except Exception:  # noqa: BLE001 (a bad file is reported when it is decoded; here it only weighs 0)
         return 0
 

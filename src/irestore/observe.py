@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 class Watcher:
     on_stage: Callable[[str], None] | None = None  # a plan step (or "planning") begins
     on_tiles: Callable[[int, int], None] | None = None  # (tiles done, tiles in this pass)
-    tiles: list[int] = field(default_factory=list)  # tile sizes chosen, in order (whole-image runs: none)
+    tiles: list[int] = field(default_factory=list)  # distinct tile sizes used, in order (whole-image runs: none)
 
 
 _local = threading.local()
@@ -46,7 +46,7 @@ def stage(name: str) -> None:
 
 def tile_chosen(size: int | None) -> None:
     watcher = _current()
-    if watcher is not None and size is not None:
+    if watcher is not None and size is not None and int(size) not in watcher.tiles:  # once, not per sampler step
         watcher.tiles.append(int(size))
 
 

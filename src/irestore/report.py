@@ -146,9 +146,7 @@ def _long_table(result: BenchmarkResult, title: str) -> Table:
     table.add_column("task", overflow="fold")
     table.add_column("value", justify="right", no_wrap=True)
     names = header(result)[1:]
-    for index, row in enumerate(method_rows(result) + published_rows(result)):
-        if index == len(result.methods):
-            table.add_section()
+    for row in method_rows(result) + published_rows(result):
         for name, cell in zip(names, row[1:]):
             table.add_row(row[0], name, cell)
         table.add_section()

@@ -167,6 +167,7 @@ def _crop_batch(img: Tensor, boxes: list[TileBox]) -> Tensor:
 
 MEMORY_FRACTION = 0.4  # share of the free memory that automatic tiling lets activations use
 CPU_MAX_MEMORY = 4 * 2**30  # default ceiling of the process's memory on the CPU (README: 3 MP photo peaks)
+MIN_BUDGET = 64 * 2**20  # below this, tiles are MIN_TILE-sized anyway
 _max_memory: list[int | None] = [None]  # set by memory_limit (restore --max-memory)
 
 
@@ -191,9 +192,6 @@ def activation_budget(device: torch.device) -> int:
     if limit is not None:
         budget = min(budget, limit - memory_in_use(device))
     return max(budget, MIN_BUDGET)
-
-
-MIN_BUDGET = 64 * 2**20  # below this, tiles are MIN_TILE-sized anyway
 
 
 def memory_in_use(device: torch.device) -> int:

@@ -61,7 +61,7 @@ def restore(
     batch_size: Annotated[int, typer.Option(min=1, help="Tiles evaluated per network call.")] = 4,
     max_memory: Annotated[str, typer.Option(help="Memory the run may hold, e.g. 4G or 2500M; automatic tiles are sized to stay under it (default: 4G on the CPU; on a GPU, a share of its free memory).")] = "auto",
     device: Annotated[str, typer.Option(help=f"One of {', '.join(DEVICES)}.")] = "auto",
-    precision: Annotated[str, typer.Option(help=f"One of {', '.join(PRECISIONS)}: auto is bf16 on CUDA, fp32 on the CPU (bf16 was no faster there) and MPS; fp16: CUDA only.")] = "auto",
+    precision: Annotated[str, typer.Option(help=f"One of {', '.join(PRECISIONS)}: auto is bf16 on CUDA; on a CPU with native bf16, bf16 for the models measured faster in it (derain, lowlight, ffdnet-color), else fp32; fp16: CUDA only.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (each image derives its own from it and its path).")] = 0,
     format: Annotated[str | None, typer.Option("--format", help="Output format: PNG, JPEG, TIFF, WEBP or BMP (default: same as input).")] = None,
     jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="Quality for JPEG/WebP outputs.")] = 95,
