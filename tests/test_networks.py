@@ -85,6 +85,49 @@ def test_network_uses_text_time_degradation_and_respects_the_token_mask(name):
         assert net(x, mu, t, pooled).shape == x.shape
 
 
+@pytest.mark.parametrize("name", ["erunet-tiny", "m3unet-tiny"])
+def test_a_missing_degradation_embedding_is_the_learned_vector_per_sample(name):
+    net = _randomise(create_network(name))
+    x, mu, t = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24), torch.tensor([30])
+    cond = make_cond(net.config).repeat(2)
+    other = torch.randn(2, net.config.degradation_dim)
+    with_text = lambda degradation, present=None: Conditioning(cond.text_tokens, cond.text_mask, cond.text_pooled, degradation, present)
+    with torch.inference_mode():
+        absent = net(x, mu, t, with_text(None))
+        # marked absent: whatever embedding the row carries is ignored
+        torch.testing.assert_close(net(x, mu, t, with_text(other, torch.tensor([False, False]))), absent)
+        assert not torch.allclose(net(x, mu, t, with_text(other)), absent, atol=1e-6)  # present rows are used
+        mixed = net(x, mu, t, with_text(cond.degradation, torch.tensor([True, False])))
+        torch.testing.assert_close(mixed[0], net(x, mu, t, with_text(cond.degradation))[0])
+        torch.testing.assert_close(mixed[1], absent[1])
+        net.fusion.absent_degradation.add_(1.0)  # the vector is what an absent embedding means
+        assert not torch.allclose(net(x, mu, t, with_text(None)), absent, atol=1e-6)
+    assert net.fusion.absent_degradation.requires_grad  # learned, not a constant
+
+
+def test_a_checkpoint_saved_before_the_learned_vector_restores_as_it_did(tmp_path):
+    """Older checkpoints fed zeros for a missing embedding; loaded through the production path
+    they get the projection of zeros as their "no embedding" vector, so outputs are unchanged."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    net = _randomise(create_network("erunet-tiny"))
+    folder = save_checkpoint(tmp_path / "old", net, CheckpointInfo(network=net.config, sde=SDEConfig(), text_encoder="minilm", text_dim=net.config.text_dim))
+    path = str(folder / "model.safetensors")
+    with safe_open(path, "pt") as file:
+        metadata = file.metadata()
+    weights = load_file(path)
+    del weights["fusion.absent_degradation"]
+    save_file(weights, path, metadata=metadata)
+    loaded, _ = load_checkpoint(folder)
+    x, mu, t, cond = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24), torch.tensor([30]), make_cond(net.config)
+    zeros = Conditioning(cond.text_tokens, cond.text_mask, cond.text_pooled, torch.zeros(1, net.config.degradation_dim))
+    absent = Conditioning(cond.text_tokens, cond.text_mask, cond.text_pooled, None)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x, mu, t, absent), net(x, mu, t, zeros), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(loaded(x, mu, t, cond), net(x, mu, t, cond))
+
+
 def test_m3unet_gives_one_output_per_scale_and_a_direct_regressor_ignores_the_state():
     net = _randomise(create_network("m3unet-tiny", depth=3, encoder_blocks=(1, 1, 1), decoder_blocks=(1, 1, 1), text_levels=(0, 2)))
     x, mu = torch.rand(1, 3, 37, 53), torch.rand(1, 3, 37, 53)

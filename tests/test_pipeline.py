@@ -200,3 +200,15 @@ def test_steps_limit_of_shipped_models_one_pass_models_and_the_plan():
     assert steps_limit(plan) == 100  # allinone-small, the plan's diffusion member
     with pytest.raises(ValueError, match="T = 100"):
         check_steps(plan, 101)
+
+
+def test_without_a_classifier_the_model_gets_its_learned_no_embedding_vector_not_zeros(checkpoint, minilm):
+    restorer = Restorer.from_pretrained(checkpoint, device="cpu", text_encoder=minilm)
+    assert restorer.classifier is None and restorer.info.network.degradation_dim > 0
+    assert restorer.conditioning("remove the noise").degradation is None
+    image = _image()
+    before = restorer.restore(image, steps=2, tile=None, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        restorer.network.fusion.absent_degradation.add_(0.5)
+    after = restorer.restore(image, steps=2, tile=None, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(before, after, atol=1e-5)

@@ -30,6 +30,7 @@ from irestore.training.loop import build_datasets, step_generator
 from irestore.training.optim import EMA, WarmupCosine
 from irestore.training.state import load_state
 from irestore.training.tasks import average_precision, create_task
+from test_networks import _randomise
 
 runner = CliRunner()
 TEXT_DIM = 384  # MiniLM; erunet-tiny's own text_dim (32) is replaced by the encoder's
@@ -224,9 +225,31 @@ def test_classifier_task_trains_and_its_checkpoint_drives_the_restorer(photos, t
     assert batch["degradation"].shape == (4, 16)
     torch.testing.assert_close(batch["degradation"], task._degradation_embedding(batch["lq"]))
     assert task.conditioning(batch).degradation is batch["degradation"]
+    _check_degradation_dropout(photos, tmp_path, str(tmp_path / "classifier" / "best"), batch, minilm)
     restorer = Restorer.from_pretrained(restorer_run / "last", device="cpu", text_encoder=minilm)
     assert restorer.classifier is not None  # the engine loads the classifier the checkpoint names
     assert restorer.restore(torch.rand(1, 3, 40, 40), prompt="remove the haze", steps=2, tile=None).shape == (1, 3, 40, 40)
+
+
+def _check_degradation_dropout(photos, tmp_path, classifier: str, batch: dict, minilm) -> None:
+    """Training drops the embedding of a `degradation_dropout` share of samples (the network
+    learns its "no embedding" vector on them); the loss of a dropped sample ignores it."""
+    def task_with(dropout):
+        config = build_config(_settings(photos, tmp_path / f"drop{dropout}", classifier=classifier, degradation_dropout=dropout))
+        return create_task(config, torch.device("cpu"), torch.float32, minilm)
+
+    quarter, every, none = task_with(0.25), task_with(1.0), task_with(0.0)
+    many = {**batch, "degradation": torch.randn(4000, 16)}
+    present = quarter.conditioning(many, torch.Generator().manual_seed(0)).degradation_present
+    assert 0.22 < 1 - present.float().mean() < 0.28
+    assert quarter.conditioning(many).degradation_present is None  # validation keeps every embedding
+    assert none.conditioning(many, torch.Generator().manual_seed(0)).degradation_present is None
+    other = {**batch, "degradation": torch.randn_like(batch["degradation"])}
+    loss = lambda task, b: float(task.loss(task.network, b, torch.Generator().manual_seed(3)).detach())
+    _randomise(every.network)  # zero-initialised layers would hide the embedding
+    none.network.load_state_dict(every.network.state_dict())
+    assert loss(every, batch) == loss(every, other)
+    assert loss(none, batch) != loss(none, other)
 
 
 def test_config_file_values_are_overridden_by_flags(photos, tmp_path):

@@ -95,10 +95,9 @@ class Restorer:
         return cls(network, info, text_encoder, device, precision, fingerprint, classifier)
 
     def conditioning(self, prompt: str | None, degradation: Tensor | None = None) -> Conditioning:
-        """Encode the prompt (cached) and attach the degradation embedding (zeros when absent)."""
+        """Encode the prompt (cached) and attach the degradation embedding (None when absent:
+        the network then uses its learned "no embedding" vector)."""
         text = self.text_encoder.encode(prompt or "")
-        if degradation is None and self.info.network.degradation_dim > 0:
-            degradation = torch.zeros(1, self.info.network.degradation_dim)
         return Conditioning(text.tokens, text.mask, text.pooled, degradation).to(self.device)
 
     def choose_tile(self, image: Tensor, tile: int | str | None, tile_batch: int) -> int | None:

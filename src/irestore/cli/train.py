@@ -43,9 +43,10 @@ def train_command(
     precision: Annotated[str | None, typer.Option(help=f"One of {', '.join(PRECISIONS)}; auto = bf16 autocast on CUDA, fp32 on CPU.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for training (default: torch's; 1 per process under torchrun).")] = None,
     channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="channels_last memory format (default: on CUDA and CPU).")] = None,
-    classifier: Annotated[Path | None, typer.Option(help="Frozen DegNet checkpoint for the degradation embedding (default: zeros).")] = None,
+    classifier: Annotated[Path | None, typer.Option(help="Frozen DegNet checkpoint for the degradation embedding (default: none; the network uses its learned no-embedding vector).")] = None,
     text_encoder: Annotated[str | None, typer.Option(help="Text encoder for prompts (default minilm).")] = None,
     prompt_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Probability of an empty prompt (default 0.1).")] = None,
+    degradation_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Probability of training a sample without its degradation embedding (default 0.1).")] = None,
     prediction: Annotated[str | None, typer.Option(help="Restorer output: noise (IR-SDE ML loss; default for erunet), x0 (L1 on the clean image, better for few steps; default for m3unet, with its multi-scale L1) or direct (a one-pass regressor of the degraded image).")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Seed of initialisation, data order, crops and noise (default 0).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder exactly where it stopped.")] = None,
@@ -62,7 +63,7 @@ def train_command(
         "warmup_steps": warmup_steps, "accumulate": accumulate, "ema": ema, "workers": workers, "pixel_cache_mb": pixel_cache_mb, "val_every": val_every,
         "val_samples": val_samples, "val_fraction": val_fraction, "val_steps": val_steps, "save_every": save_every, "log_every": log_every, "val_dataset": val_dataset, "device": device, "precision": precision, "channels_last": channels_last, "threads": threads,
         "classifier": str(classifier) if classifier else None, "text_encoder": text_encoder,
-        "prompt_dropout": prompt_dropout, "prediction": prediction, "seed": seed,
+        "prompt_dropout": prompt_dropout, "degradation_dropout": degradation_dropout, "prediction": prediction, "seed": seed,
     }
     result = _run(flags, resume, config)
     _report(result, json_output)

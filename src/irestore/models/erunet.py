@@ -95,7 +95,7 @@ class ERUNet(nn.Module):
         """Predict the noise in x_t. Any H×W: padded to the network multiple and cropped back."""
         height, width = x.shape[-2:]
         h = self.intro(pad_to_multiple(torch.cat([x, mu], dim=1), self.config.multiple))
-        emb = self.fusion(t.expand(x.shape[0]), cond.text_pooled, cond.degradation)
+        emb = self.fusion(t.expand(x.shape[0]), cond.text_pooled, cond.degradation, cond.degradation_present)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             h = encoder(h, emb)

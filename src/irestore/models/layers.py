@@ -145,26 +145,45 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
 
 class TextImageFusion(nn.Module):
     """TIFB: time embedding + projected pooled text + projected degradation embedding,
-    mixed by an MLP into the embedding that modulates every block."""
+    mixed by an MLP into the embedding that modulates every block.
+
+    An image without a degradation embedding gets a learned "no embedding" vector in place of
+    the projected one (trained for by dropping embeddings, as prompts are dropped), not the
+    projection of zeros, which training never showed the network."""
 
     def __init__(self, emb_dim: int, time_dim: int, text_dim: int, degradation_dim: int):
         super().__init__()
         self.time_dim = time_dim
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
         self.text_mlp = nn.Sequential(nn.Linear(text_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
-        self.degradation_mlp = (
-            nn.Sequential(nn.Linear(degradation_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
-            if degradation_dim > 0
-            else None
-        )
+        self.degradation_mlp = None
+        if degradation_dim > 0:
+            self.degradation_mlp = nn.Sequential(nn.Linear(degradation_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
+            self.absent_degradation = nn.Parameter(torch.zeros(emb_dim))
         self.fuse = nn.Sequential(nn.GELU(), nn.Linear(emb_dim, emb_dim))
 
-    def forward(self, t: Tensor, text_pooled: Tensor, degradation: Tensor | None) -> Tensor:
+    def forward(self, t: Tensor, text_pooled: Tensor, degradation: Tensor | None, present: Tensor | None = None) -> Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.time_dim))
         emb = emb + self.text_mlp(text_pooled.to(emb.dtype))
-        if self.degradation_mlp is not None and degradation is not None:
-            emb = emb + self.degradation_mlp(degradation.to(emb.dtype))
+        if self.degradation_mlp is not None:
+            emb = emb + self._degradation_term(degradation, present, emb.dtype)
         return self.fuse(emb)
+
+    def _degradation_term(self, degradation: Tensor | None, present: Tensor | None, dtype: torch.dtype) -> Tensor:
+        absent = self.absent_degradation.to(dtype)
+        if degradation is None:
+            return absent
+        projected = self.degradation_mlp(degradation.to(dtype))
+        return projected if present is None else torch.where(present[:, None], projected, absent)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint from before the learned vector fed zeros for a missing embedding: its
+        # "no embedding" vector is the projection of zeros, so such models restore as they did
+        key, first, second = prefix + "absent_degradation", prefix + "degradation_mlp.0.", prefix + "degradation_mlp.2."
+        if self.degradation_mlp is not None and key not in state_dict and first + "bias" in state_dict:
+            hidden = F.gelu(state_dict[first + "bias"].float())
+            state_dict[key] = (state_dict[second + "weight"].float() @ hidden + state_dict[second + "bias"].float())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:

@@ -122,7 +122,7 @@ class M3UNet(nn.Module):
         height, width = mu.shape[-2:]
         inputs = torch.cat([x, mu], dim=1) if self.config.uses_state else mu
         h = self.intro(pad_to_multiple(inputs, self.config.multiple))
-        emb = self.fusion(t.expand(mu.shape[0]), cond.text_pooled, cond.degradation)
+        emb = self.fusion(t.expand(mu.shape[0]), cond.text_pooled, cond.degradation, cond.degradation_present)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             h = encoder(h, emb, cond)

@@ -66,6 +66,7 @@ class TrainConfig:
     text_encoder: str = "minilm"
     classifier: str | None = None
     prompt_dropout: float = 0.1
+    degradation_dropout: float = 0.1  # share of samples trained with the "no embedding" vector
     sde: Mapping[str, Any] = field(default_factory=dict)  # SDEConfig overrides
     prediction: str | None = None  # restorer output: "noise" (IR-SDE ML loss), "x0" (L1 on x̂_0) or "direct"
     # (one-pass regressor); None = the network family's DEFAULT_PREDICTION ("x0" for m3unet, "noise" for erunet)
@@ -193,8 +194,9 @@ def _check(config: TrainConfig) -> None:
         problems.append(f"pixel_cache_mb must be 0 (off) or more, got {config.pixel_cache_mb}")
     if not 0 <= config.ema < 1:
         problems.append(f"ema decay must be in [0, 1), got {config.ema}")
-    if not 0 <= config.prompt_dropout <= 1:
-        problems.append(f"prompt_dropout must be in [0, 1], got {config.prompt_dropout}")
+    for name in ("prompt_dropout", "degradation_dropout"):
+        if not 0 <= getattr(config, name) <= 1:
+            problems.append(f"{name} must be in [0, 1], got {getattr(config, name)}")
     if config.prediction is not None and config.prediction not in PREDICTIONS:
         problems.append(f"prediction must be one of {', '.join(PREDICTIONS)}, got {config.prediction!r}")
     if not 0 < config.val_fraction < 1:

@@ -171,8 +171,10 @@ class RestorerTask(Task):
         except (KeyError, TypeError, ValueError) as error:
             raise ConfigError(f"model {self.config.model!r}: {error}") from error
 
-    def conditioning(self, batch: dict) -> Conditioning:
-        """The batch's text (encoded by `PromptCollate`, else here) and degradation embeddings."""
+    def conditioning(self, batch: dict, generator: torch.Generator | None = None) -> Conditioning:
+        """The batch's text (encoded by `PromptCollate`, else here) and degradation embeddings;
+        with a `generator` (training), each embedding is dropped with `degradation_dropout` so
+        the network learns its "no embedding" vector for images that come without one."""
         if "text_pooled" in batch:
             tokens, mask, pooled = batch["text_tokens"], batch["text_mask"], batch["text_pooled"]
         else:
@@ -180,19 +182,22 @@ class RestorerTask(Task):
         if "degradation" in batch:
             degradation = batch["degradation"].to(self.device)
         else:
-            degradation = self._degradation_embedding(batch["lq"]) if self.network_config.degradation_dim > 0 else None
-        return Conditioning(tokens.to(self.device), mask.to(self.device), pooled.to(self.device), degradation)
+            degradation = self._degradation_embedding(batch["lq"])
+        present = None
+        if degradation is not None and generator is not None and self.config.degradation_dropout > 0:
+            present = (torch.rand(degradation.shape[0], generator=generator) >= self.config.degradation_dropout).to(self.device)
+        return Conditioning(tokens.to(self.device), mask.to(self.device), pooled.to(self.device), degradation, present)
 
     @torch.no_grad()
-    def _degradation_embedding(self, lq: Tensor) -> Tensor:
-        if self.classifier is None:
-            return torch.zeros(lq.shape[0], self.network_config.degradation_dim, device=self.device)
+    def _degradation_embedding(self, lq: Tensor) -> Tensor | None:
+        if self.classifier is None or self.network_config.degradation_dim == 0:
+            return None
         with self.autocast():
             return self.classifier(lq).embedding.float()
 
     def loss(self, network: nn.Module, batch: dict, generator: torch.Generator) -> Tensor:
         lq, gt = batch["lq"], batch["gt"]
-        cond = self.conditioning(batch)
+        cond = self.conditioning(batch, generator)
         if self.config.prediction == "direct":
             t, xt = torch.zeros(gt.shape[0], device=self.device), lq
         else:
