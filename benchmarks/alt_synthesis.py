@@ -1,7 +1,7 @@
 """A second degradation synthesis, for evaluation only: other implementations and other ranges.
 
 Nothing in the package uses this module; no model is trained or tuned on it. Each family is
-written independently of irestore.degrade and irestore.data.broad (other kernels, encoders,
+written independently of irestore.degrade and irestore.degrade.broad (other kernels, encoders,
 noise and rain models, haze geometry) and reaches past their parameter ranges where a range
 makes sense (motion to 45 px, defocus to radius 10, low resolution to 6x, JPEG 4:2:2, haze as a
 homogeneous tinted fog):
@@ -11,13 +11,13 @@ homogeneous tinted fog):
 - motion: a straight anti-aliased line drawn with OpenCV, 9-45 px, any angle;
 - defocus: a drawn disk of radius 2-10 px softened by a 0.5 px Gaussian (lens-like);
 - rain: anti-aliased line segments of 15-50 px at -30..30 degrees, additively blended;
-- rain-outside: rain past every range of the broad training family (irestore.data.broad: within
+- rain-outside: rain past every range of the broad training family (irestore.degrade.broad: within
   40 degrees of vertical, 4-60 px long, 0.6-3 px wide, screen/additive/lighten blends): streaks
   45-65 degrees off vertical, 70-160 px long, 3.5-6 px wide with soft edges, alpha-composited
   (occluding) in a grey-blue drop colour, with a faint wet-lens veil;
 - haze: fog thickening linearly towards the top, far transmission 0.35-0.75, tinted airlight;
 - lowlight: exposure 0.05-0.3 applied in linear light (sRGB gamma), read noise 1-4 levels;
-- lowlight-outside: low light past the broad training family's ranges (irestore.data.broad: mean
+- lowlight-outside: low light past the broad training family's ranges (irestore.degrade.broad: mean
   brightness 0.03-0.22, a cast within 25 % per channel, read noise up to 8 levels): mean brightness
   0.015-0.03, an uncorrected tungsten cast (green 0.62-0.72, blue 0.38-0.5 of red), photon shot
   noise and read noise added in linear light, which the sRGB curve amplifies to 10-25 levels in

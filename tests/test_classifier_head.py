@@ -17,7 +17,7 @@ from classifier_checkpoints import SMALL, headed_checkpoint, random_checkpoint
 from irestore.checkpoint import CheckpointError
 from irestore.conditioning import measures as M
 from irestore.conditioning.classifier import Classification, DegradationClassifier, create_classifier
-from irestore.data.broad import FAMILIES, broad_degradation
+from irestore.degrade.broad import FAMILIES, broad_degradation
 from irestore.labels import LABELS, TYPE_TO_LABEL, targets_from_params
 from irestore.training import classifier_head as H
 
@@ -220,7 +220,7 @@ def test_broad_mixtures_carry_distinct_families_and_draws_are_seeded(photo):
 
 
 def test_broad_rain_haze_and_low_light_span_wide_parameter_ranges(photo):
-    from irestore.data import broad
+    from irestore.degrade import broad
 
     rains = [broad.rain(photo, np.random.default_rng(seed)).params for seed in range(40)]
     own = [p for p in rains if "defocus" in p["layers"][0]]  # the widened model, not degrade's
@@ -243,7 +243,7 @@ def test_broad_rain_haze_and_low_light_span_wide_parameter_ranges(photo):
 
 
 def test_anisotropic_blur_kernel_and_compressed_noise(photo):
-    from irestore.data import broad
+    from irestore.degrade import broad
 
     kernel = broad.anisotropic_kernel(3.0, 1.0, 90)  # long axis turned to vertical
     assert abs(float(kernel.sum()) - 1) < 1e-5
@@ -260,7 +260,7 @@ def test_anisotropic_blur_kernel_and_compressed_noise(photo):
 
 
 def test_synthesis_spec_mixes_broad_families_with_degrade_items(photo):
-    from irestore.data.broad import Synthesis
+    from irestore.degrade.broad import Synthesis
 
     synthesis = Synthesis("broad:rain, broad:clean, noise:10")
     kinds = {synthesis(photo, np.random.default_rng(seed)).params["type"] for seed in range(30)}

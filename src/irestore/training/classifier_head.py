@@ -6,7 +6,7 @@ view, plus classical measurements (:func:`DegradationClassifier.evidence`, the f
 inference uses). Three stages, each resumable:
 
 1. :func:`build_cache` draws seeded samples — a training photo, rescaled, a random crop of
-   256-768 px, one draw of the broad degradation family (:mod:`irestore.data.broad`) — and
+   256-768 px, one draw of the broad degradation family (:mod:`irestore.degrade.broad`) — and
    stores their feature vectors and targets in chunk files (a rerun computes only missing
    chunks). Photos are split by a hash of their path into a *fit* group and a *calibrate*
    group; a photo's samples stay in its group.
@@ -38,7 +38,7 @@ from irestore.conditioning.classifier import (
     load_classifier,
     save_classifier,
 )
-from irestore.data.broad import broad_degradation
+from irestore.degrade.broad import broad_degradation
 from irestore.io import ImageError, image_to_tensor, list_images, read_image
 from irestore.labels import LABELS, TYPE_TO_LABEL, targets_from_params
 from irestore.models.degnet import DegHead, DegHeadConfig
