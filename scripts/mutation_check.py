@@ -28,7 +28,7 @@ class Mutation:
     mutated: str
 
 
-SAMPLING, SDE, LAYERS = "src/irestore/sampling.py", "src/irestore/sde.py", "src/irestore/models/layers.py"
+SAMPLING, SDE, LAYERS = "src/irestore/diffusion/sampling.py", "src/irestore/diffusion/sde.py", "src/irestore/models/layers.py"
 MUTATIONS = [
     Mutation("euler: noise term dropped", SAMPLING, "noise=_randn(x, generator) if s > 0 else None", "noise=None"),
     Mutation("euler: predicted at the next time", SAMPLING, "score = sde.score_from_noise(_predict(model, x, lq, t, cond), t)",

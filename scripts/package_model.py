@@ -17,9 +17,9 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from irestore.checkpoint import load_checkpoint, save_checkpoint
+from irestore.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from irestore.conditioning.classifier import load_classifier, save_classifier
-from irestore.sampling import SAMPLERS
+from irestore.diffusion.sampling import SAMPLERS
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "irestore" / "assets"
 

@@ -227,12 +227,12 @@ def test_unknown_text_encoder_lists_the_known_ones():
 
 
 def test_restorer_checks_the_encoder_name_not_only_its_width(tmp_path, minilm):
-    from irestore.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.conditioning.open_clip_models import save_open_clip_weights
     from irestore.conditioning.text import ClipTextEncoder
     from irestore.pipeline import Restorer
     from irestore.registry import create_network
-    from irestore.sde import SDEConfig
+    from irestore.diffusion.sde import SDEConfig
 
     clip384 = open_clip_tiny.random_model(open_clip_tiny.CLIP384_ARCH)
     encoder = ClipTextEncoder(f"{open_clip_tiny.CLIP384_ARCH}:{save_open_clip_weights(clip384, tmp_path / 'c.safetensors')}")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from classifier_checkpoints import SMALL, headed_checkpoint, random_checkpoint
-from irestore.checkpoint import CheckpointError
+from irestore.diffusion.checkpoint import CheckpointError
 from irestore.conditioning import measures as M
 from irestore.conditioning.classifier import Classification, DegradationClassifier, create_classifier
 from irestore.degrade.broad import FAMILIES, broad_degradation

@@ -275,10 +275,10 @@ def test_offline_open_clip_tag_fails_at_once_without_importing_open_clip(tmp_pat
 # -- the restorer's degradation embedding --------------------------------------------------------
 
 def test_restorer_takes_its_degradation_embedding_from_the_named_classifier(tmp_path, minilm):
-    from irestore.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.pipeline import Restorer
     from irestore.registry import create_network
-    from irestore.sde import SDEConfig
+    from irestore.diffusion.sde import SDEConfig
     from test_networks import _randomise
 
     classifier_folder, _ = random_checkpoint(tmp_path / "degnet", seed=8)
@@ -295,10 +295,10 @@ def test_restorer_takes_its_degradation_embedding_from_the_named_classifier(tmp_
 
 
 def test_restorer_refuses_a_classifier_of_the_wrong_width(tmp_path, minilm):
-    from irestore.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.pipeline import Restorer
     from irestore.registry import create_network
-    from irestore.sde import SDEConfig
+    from irestore.diffusion.sde import SDEConfig
 
     classifier_folder, _ = random_checkpoint(tmp_path / "degnet")  # 16-d embedding
     net = create_network("erunet-tiny", text_dim=384, degradation_dim=8)

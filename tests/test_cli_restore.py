@@ -355,9 +355,9 @@ def test_diffusion_checkpoint_runs_through_the_cli(tmp_path):
     """A (tiny, random) restorer checkpoint is loaded through the production path by --model PATH."""
     import torch
 
-    from irestore.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.registry import create_network
-    from irestore.sde import SDEConfig
+    from irestore.diffusion.sde import SDEConfig
 
     net = create_network("erunet-tiny", text_dim=384)
     info = CheckpointInfo(network=net.config, sde=SDEConfig(), text_encoder="minilm", text_dim=384, name="tiny")

@@ -29,7 +29,7 @@ from irestore.restorers.base import Card, RestorationMethod
 from irestore.restorers.ensemble import SelfEnsemble, dihedral, undo_dihedral
 from irestore.restorers.ported import PORTED, PortedNetwork
 from irestore.restorers.waifu2x import noise_level_for
-from irestore.tiling import apply_tiled
+from irestore.diffusion.tiling import apply_tiled
 from irestore.weights import MissingWeightsError, find_local, resolve_weights
 from ncnn_files import FP16_TAG, kernel_blob, write_srvgg
 
@@ -386,7 +386,7 @@ def test_tiled_ports_have_no_seams(name):
 
 
 def test_out_of_memory_retries_a_size_changing_network_on_smaller_tiles(caplog):
-    from irestore.tiling import apply_with_fallback
+    from irestore.diffusion.tiling import apply_with_fallback
 
     calls = []
 

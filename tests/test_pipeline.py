@@ -5,10 +5,10 @@ import logging
 import pytest
 import torch
 
-from irestore.checkpoint import CheckpointInfo, save_checkpoint
+from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
 from irestore.pipeline import Restorer
 from irestore.registry import create_network
-from irestore.sde import SDEConfig
+from irestore.diffusion.sde import SDEConfig
 from test_networks import _randomise
 
 
@@ -88,7 +88,7 @@ def test_tile_option_reaches_the_sampler(restorer, monkeypatch):
 
 def test_auto_tile_keeps_small_images_whole_and_tiles_large_ones(restorer, monkeypatch):
     assert restorer.choose_tile(_image(64, 64), "auto", 4) is None
-    monkeypatch.setattr("irestore.tiling.available_memory", lambda device: 200 * 2**20)
+    monkeypatch.setattr("irestore.diffusion.tiling.available_memory", lambda device: 200 * 2**20)
     side = restorer.choose_tile(torch.zeros(1, 3, 4000, 3000), "auto", 4)
     assert side is not None and side % 64 == 0 and 64 <= side < 4000
     assert restorer.choose_tile(_image(), 96, 4) == 96
@@ -99,7 +99,7 @@ def test_auto_tile_runs_an_image_that_fits_whole_even_when_a_batch_of_tiles_woul
     from irestore.pipeline import activation_bytes_per_pixel
 
     megapixel = 1024 * 1024 * activation_bytes_per_pixel(restorer.network, torch.float32)
-    monkeypatch.setattr("irestore.tiling.available_memory", lambda device: int(megapixel / 0.4 * 1.5))
+    monkeypatch.setattr("irestore.diffusion.tiling.available_memory", lambda device: int(megapixel / 0.4 * 1.5))
     assert restorer.choose_tile(torch.zeros(1, 3, 1024, 1024), "auto", 4) is None
     side = restorer.choose_tile(torch.zeros(1, 3, 2048, 2048), "auto", 4)  # 4x the pixels: tiled
     assert side is not None and side < 2048
@@ -107,10 +107,10 @@ def test_auto_tile_runs_an_image_that_fits_whole_even_when_a_batch_of_tiles_woul
 
 def test_memory_limit_counts_what_the_process_holds_and_sizes_tiles_under_it(restorer, monkeypatch):
     from irestore.pipeline import activation_bytes_per_pixel
-    from irestore.tiling import memory_in_use, memory_limit
+    from irestore.diffusion.tiling import memory_in_use, memory_limit
 
     per_pixel = activation_bytes_per_pixel(restorer.network, torch.float32)
-    monkeypatch.setattr("irestore.tiling.available_memory", lambda device: 64 * 2**30)  # plenty free
+    monkeypatch.setattr("irestore.diffusion.tiling.available_memory", lambda device: 64 * 2**30)  # plenty free
     big = torch.zeros(1, 3, 2048, 2048)
     with memory_limit(None):  # the CPU default: 4 GiB for the whole process
         default = restorer.choose_tile(big, "auto", 4)
@@ -134,7 +134,7 @@ def test_non_finite_half_precision_output_is_redone_in_fp32(checkpoint, minilm, 
 
     restorer.network.forward = overflowing
     img = _image()
-    with caplog.at_level(logging.WARNING, logger="irestore.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="irestore.diffusion.restorer"):
         out = restorer.restore(img, steps=2, generator=torch.Generator().manual_seed(4))
     expected = reference.restore(img, steps=2, generator=torch.Generator().manual_seed(4))
     assert torch.isfinite(out).all()

@@ -36,9 +36,9 @@ def _photo(size=(40, 32)) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from irestore.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.registry import create_network
-    from irestore.sde import SDEConfig
+    from irestore.diffusion.sde import SDEConfig
     from test_networks import _randomise
 
     net = _randomise(create_network("erunet-tiny", text_dim=384), seed=3)

@@ -1,6 +1,6 @@
 """Every sampler against an independent NumPy implementation of the IR-SDE equations.
 
-The reference below shares no code with irestore.sde: its own cosine θ schedule, its own
+The reference below shares no code with irestore.diffusion.sde: its own cosine θ schedule, its own
 posterior (Gaussian conditioning of the two OU transitions, not the closed form in sde.py) and
 its own update rules. The network is not an oracle: a fixed nonlinear function of x, μ and t,
 so each step's time, sign and scale change the result.
@@ -21,8 +21,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from irestore.conditioning.embedding import Conditioning
-from irestore.sampling import SAMPLERS, sample
-from irestore.sde import MeanRevertingSDE, SDEConfig
+from irestore.diffusion.sampling import SAMPLERS, sample
+from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 
 torch.set_num_threads(1)
 

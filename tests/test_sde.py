@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from irestore.conditioning.embedding import Conditioning
-from irestore.sampling import sample
-from irestore.sde import MeanRevertingSDE, SDEConfig
+from irestore.diffusion.sampling import sample
+from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 from test_sampler_reference import Reference
 
 torch.set_default_dtype(torch.float32)

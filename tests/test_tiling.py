@@ -8,9 +8,9 @@ from torch import nn
 
 from irestore.conditioning.embedding import Conditioning
 from irestore.registry import create_network
-from irestore.sampling import sample
-from irestore.sde import MeanRevertingSDE
-from irestore.tiling import TiledDenoiser, blend_weight, tile_grid, tile_starts
+from irestore.diffusion.sampling import sample
+from irestore.diffusion.sde import MeanRevertingSDE
+from irestore.diffusion.tiling import TiledDenoiser, blend_weight, tile_grid, tile_starts
 from test_networks import _randomise, make_cond
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from irestore.checkpoint import load_checkpoint, read_info
+from irestore.diffusion.checkpoint import load_checkpoint, read_info
 from irestore.cli.app import app
 from irestore.conditioning.classifier import load_classifier
 from irestore.io import image_to_tensor

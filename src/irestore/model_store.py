@@ -123,7 +123,7 @@ def _validate(source: WeightSource, file: Path) -> None:
         raise StoreError(f"{file}: sha256 differs from the one registered for {source.name!r}; not imported")
     if file.suffix.lower() != ".safetensors":
         return
-    from irestore.checkpoint import CheckpointError
+    from irestore.diffusion.checkpoint import CheckpointError
 
     try:
         if source.kind == "classifier":

@@ -33,8 +33,8 @@ from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from irestore.pipeline import DEFAULT_MODEL
 from irestore.restorers.ensemble import COUNTS
 from irestore.restorers.registry import ENSEMBLE
-from irestore.sampling import SAMPLERS
-from irestore.tiling import memory_limit
+from irestore.diffusion.sampling import SAMPLERS
+from irestore.diffusion.tiling import memory_limit
 
 FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from irestore import __version__
-from irestore.checkpoint import CheckpointError, load_weights_strict, read_config, weights_file, write_checkpoint_folder
+from irestore.diffusion.checkpoint import CheckpointError, load_weights_strict, read_config, weights_file, write_checkpoint_folder
 from irestore.conditioning.measures import NUM_MEASURES, measure
 from irestore.devices import resolve_device
 from irestore.labels import LABELS, severity_value

@@ -46,7 +46,7 @@ class DiffusionMethod(RestorationMethod):
 
     def __init__(self, spec: str, device: str = "cpu", seed: int = 0, precision: str = "fp32",
                  card: Card | None = None) -> None:
-        from irestore.pipeline import Restorer
+        from irestore.diffusion.restorer import Restorer
 
         self.model, self.steps, self.sampler, self.blind = parse_irestore_spec(spec)
         self.restorer = Restorer.from_pretrained(self.model, device=device, precision=precision)

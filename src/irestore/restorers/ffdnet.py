@@ -20,7 +20,7 @@ from torch import Tensor
 from irestore.devices import resolve_device, resolve_precision
 from irestore.models.ffdnet import FFDNet, FFDNetConfig, ffdnet_weight_file, load_ffdnet
 from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings, noise_level
-from irestore.tiling import apply_with_fallback
+from irestore.diffusion.tiling import apply_with_fallback
 from irestore.weights import file_sha256
 
 __all__ = ["FFDNetDenoiser", "FFDNetMethod", "estimate_noise_sigma"]

@@ -201,7 +201,7 @@ def scaled(kernel: np.ndarray, scale: float) -> np.ndarray:
 
 def tiled(restore: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
     """``restore`` on overlapping tiles blended smoothly (the whole image when it fits one tile):
-    :func:`irestore.tiling.apply_tiled` for HxWx3 arrays."""
-    from irestore.tiling import apply_tiled
+    :func:`irestore.diffusion.tiling.apply_tiled` for HxWx3 arrays."""
+    from irestore.diffusion.tiling import apply_tiled
 
     return tensor_to_rgb(apply_tiled(lambda part: image_to_tensor(restore(tensor_to_rgb(part))), image_to_tensor(image), tile, overlap))

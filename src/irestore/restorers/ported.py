@@ -25,7 +25,7 @@ from irestore.models.ncnn import NcnnGraph, read_ncnn
 from irestore.models.rrdbnet import rrdbnet_from_ncnn
 from irestore.models.srvgg import srvgg_from_ncnn
 from irestore.models.upconv7 import PADDING, upconv7_from_ncnn
-from irestore.tiling import apply_with_fallback, choose_tile
+from irestore.diffusion.tiling import apply_with_fallback, choose_tile
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 
 __all__ = ["PORTED", "PortedModel", "PortedNetwork", "content_size", "load_ported", "resize_to", "settings_tile", "weights_fingerprint", "wheel_licence"]
@@ -128,7 +128,7 @@ class PortedNetwork:
 
     def run(self, image: Tensor, tile: int | str | None = "auto", overlap: int = 16) -> Tensor:
         """B x 3 x H x W in [0, 1] -> B x 3 x sH x sW on the CPU, float32, clamped. ``tile``:
-        ``"auto"`` (from the free memory), None/0 (whole image) or a size (:func:`irestore.tiling.choose_tile`)."""
+        ``"auto"`` (from the free memory), None/0 (whole image) or a size (:func:`irestore.diffusion.tiling.choose_tile`)."""
         per_pixel = self.model.bytes_per_pixel * torch.finfo(self.dtype).bits / 32
         tile = choose_tile(tile, image, per_pixel, self.device)
         with torch.inference_mode():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from irestore.io import atomic_write_text
-from irestore.sampling import PREDICTIONS
+from irestore.diffusion.sampling import PREDICTIONS
 
 TASKS = ("restorer", "classifier")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -156,7 +156,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
 
 def _check_val_steps(val_steps: int, sde: Mapping[str, Any]) -> None:
     """Validation samples in `val_steps` steps (also the checkpoint's default): at most the SDE's T."""
-    from irestore.sde import SDEConfig
+    from irestore.diffusion.sde import SDEConfig
 
     try:
         T = SDEConfig(**sde).T

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from irestore.conditioning.embedding import Conditioning
-from irestore.sde import MeanRevertingSDE
+from irestore.diffusion.sde import MeanRevertingSDE
 
 
 class NoisePredictor(Protocol):

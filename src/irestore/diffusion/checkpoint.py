@@ -16,10 +16,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from irestore import __version__
+from irestore.diffusion.sampling import check_prediction
+from irestore.diffusion.sde import SDEConfig
 from irestore.io import atomic_path, atomic_write_text
 from irestore.registry import NETWORK_TYPES, NetworkConfig, build_network, network_type
-from irestore.sampling import check_prediction
-from irestore.sde import SDEConfig
 
 FORMAT = "irestore-restorer"
 FORMAT_VERSION = 1
