@@ -20,7 +20,7 @@ import torch
 
 from irestore.devices import cpu_has_native_bf16, cpu_model
 from irestore.io import image_to_tensor
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.pipeline import load_model
 
 MODELS = ("allinone-small", "derain", "lowlight", "ffdnet-color")

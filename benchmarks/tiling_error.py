@@ -23,7 +23,7 @@ import torch
 
 from irestore import degrade
 from irestore.io import image_to_tensor, read_image, tensor_to_rgb
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.pipeline import Restorer
 
 

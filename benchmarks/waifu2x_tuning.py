@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from irestore.degrade import jpeg, lowres
 from irestore.io import image_to_tensor, read_image
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.restorers.ported import PortedNetwork, content_size, resize_to
 
 

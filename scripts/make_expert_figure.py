@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from irestore import degrade
-from irestore.brisque import Brisque
+from irestore.evaluate.brisque import Brisque
 from irestore.io import Image, image_to_tensor, read_image, tensor_to_rgb, write_image
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.restorers import Condition, create_restorer
 
 SIDE = 256

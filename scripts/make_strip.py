@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from irestore.io import Image, list_images, read_image, write_image
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 
 
 def by_stem(folder: Path) -> dict[str, Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from irestore.metrics import ALEXNET_FILE, INCEPTION_FILE, LPIPS_HEADS_FILE
+from irestore.evaluate.metrics import ALEXNET_FILE, INCEPTION_FILE, LPIPS_HEADS_FILE
 
 LPIPS_CHANNELS = (64, 192, 384, 256, 256)  # AlexNet feature widths the LPIPS heads weigh
 

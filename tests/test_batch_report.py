@@ -146,13 +146,13 @@ def test_rows_merge_a_resumed_run_and_shards_and_skip_torn_lines(tmp_path):
 
 
 def test_a_missing_brisque_model_is_named_once_with_how_to_supply_it(monkeypatch):
-    import irestore.brisque
+    import irestore.evaluate.brisque
     from irestore.weights import MissingWeightsError
 
     def missing(name, **kwargs):
         raise MissingWeightsError(f"{name}: not installed")
 
-    monkeypatch.setattr(irestore.brisque, "resolve_weights", missing)
+    monkeypatch.setattr(irestore.evaluate.brisque, "resolve_weights", missing)
     meter = QualityMeter(lpips=False)
     rgb = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
     assert meter.measure(rgb, rgb, None) == {}

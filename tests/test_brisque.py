@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from irestore.brisque import Brisque, BrisqueModelError, _read_ranges, brisque_features
+from irestore.evaluate.brisque import Brisque, BrisqueModelError, _read_ranges, brisque_features
 from irestore.weights import MissingWeightsError, find_local, get_source
 
 HAS_MODEL = find_local(get_source("brisque-live")) is not None

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from irestore import degrade
 from irestore.cli.app import app
 from irestore.io import read_image
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 
 runner = CliRunner()
 CROP = Path(__file__).parent / "data" / "aitzgorri_crop.png"

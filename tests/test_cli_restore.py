@@ -293,7 +293,7 @@ def test_reference_adds_psnr_and_ssim(tmp_path):
     PILImage.fromarray(clean).save(ref / "x.png")
     result = runner.invoke(app, ["restore", str(src), str(out), "--reference", str(ref), "--json"])
     row = json.loads(result.stdout.splitlines()[0])
-    from irestore.metrics import psnr
+    from irestore.evaluate.metrics import psnr
 
     noisy_psnr = psnr(noisy / 255.0, clean / 255.0)
     assert row["psnr"] > noisy_psnr + 3  # FFDNet really denoised

@@ -21,7 +21,7 @@ import torch
 from skimage import data as skdata
 
 from irestore.degrade import jpeg
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.models.ncnn import NcnnError, read_ncnn, read_param
 from irestore.models.srvgg import srvgg_from_ncnn
 from irestore.restorers import Condition, create_restorer

@@ -10,8 +10,8 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from iqa_standins import write_standins
-from irestore import metrics
-from irestore.metrics import PROTOCOLS, FIDMetric, LPIPSMetric, MetricUnavailable, Protocol, measure
+from irestore.evaluate import metrics
+from irestore.evaluate.metrics import PROTOCOLS, FIDMetric, LPIPSMetric, MetricUnavailable, Protocol, measure
 
 
 def _pairs():

@@ -18,7 +18,7 @@ from irestore import degrade
 from irestore.conditioning.classifier import DEGRADATIONS, Classification
 from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.labels import LABELS
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
 from irestore.plan.pool import DEFAULT_POOL

@@ -13,7 +13,7 @@ from irestore import degrade
 from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, create_classifier
 from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.labels import LABELS
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.pipeline import ALLINONE_MODEL, DEFAULT_MODEL, DERAIN_MODEL, LOWLIGHT_MODEL, Restorer, load_model
 from irestore.registry import network_type
 from irestore.weights import get_source, locate

@@ -22,7 +22,7 @@ from irestore.diffusion.checkpoint import load_checkpoint, read_info
 from irestore.cli.app import app
 from irestore.conditioning.classifier import load_classifier
 from irestore.io import image_to_tensor
-from irestore.metrics import psnr
+from irestore.evaluate.metrics import psnr
 from irestore.pipeline import Restorer
 from irestore.training import ConfigError, build_config, load_config_file, load_run_config, train
 from irestore.training.data import fixed_subset

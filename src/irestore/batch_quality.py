@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from irestore.io import ImageError, read_image
-from irestore.metrics import DEFAULT_PROTOCOL, MetricUnavailable, get_protocol, measure
+from irestore.evaluate.metrics import DEFAULT_PROTOCOL, MetricUnavailable, get_protocol, measure
 
 BRISQUE_MAX_PIXELS = 4_000_000  # larger images are scored area-resized to this (time grows with pixels)
 BRISQUE_HINT = "pip install --no-deps brisque (its wheel holds BRISQUE's LIVE-trained model; irestore reads the files itself)"
@@ -58,12 +58,12 @@ class QualityMeter:
 
         try:
             if name == "brisque":
-                from irestore.brisque import Brisque
+                from irestore.evaluate.brisque import Brisque
 
                 model = Brisque()
                 model.score(np.random.default_rng(0).random((32, 32, 3), dtype=np.float32))  # reads the model files now
             else:
-                from irestore.metrics import LPIPSMetric
+                from irestore.evaluate.metrics import LPIPSMetric
 
                 model = LPIPSMetric(self.device)
         except (MetricUnavailable, MissingWeightsError, OSError, ValueError) as error:

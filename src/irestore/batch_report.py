@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from irestore.io import REPORT_FILES_DIR, atomic_path, atomic_write_text, remove_stale_temps
-from irestore.metrics import PROTOCOLS
+from irestore.evaluate.metrics import PROTOCOLS
 
 REPORT_STEM = "irestore-report"
 PREVIEW_DIR = REPORT_FILES_DIR
@@ -183,7 +183,7 @@ def build_report(rows: dict[str, dict], metric_status: dict[str, str], protocol:
 
 def set_fid(rows: dict[str, dict], metric_status: dict[str, str], device: str = "cpu") -> float | None:
     """FID of the outputs against their references (all images with one), when its weights are here."""
-    from irestore.metrics import FIDMetric, MetricUnavailable
+    from irestore.evaluate.metrics import FIDMetric, MetricUnavailable
 
     pairs = [(r["output"], r["reference"]) for r in rows.values()
              if r["status"] == "done" and r.get("psnr") is not None and Path(r["output"]).is_file()]

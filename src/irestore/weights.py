@@ -112,7 +112,7 @@ _REGISTRY: dict[str, WeightSource] = {}
 # the modules that declare weights (each registers its own next to the code that loads them); they are
 # imported before a name is looked up, so no lookup depends on what happened to be imported first
 CATALOGUE = ("irestore.pipeline", "irestore.conditioning.classifier", "irestore.conditioning.open_clip_models",
-             "irestore.metrics", "irestore.restorers.ported", "irestore.brisque")
+             "irestore.evaluate.metrics", "irestore.restorers.ported", "irestore.evaluate.brisque")
 _catalogue_loaded: list[bool] = [False]
 
 

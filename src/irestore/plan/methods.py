@@ -75,7 +75,7 @@ class OraclePlan(RestorationMethod):
 
     def _best(self, image: Tensor, condition: Condition, settings: RunSettings | None) -> Tensor:
         from irestore.io import tensor_to_rgb
-        from irestore.metrics import psnr
+        from irestore.evaluate.metrics import psnr
 
         planner = self.adaptive.planner
         classification = planner.classifier.classify(image)

@@ -21,7 +21,7 @@ from irestore.conditioning.classifier import ClassifierInfo, load_classifier, sa
 from irestore.conditioning.embedding import Conditioning
 from irestore.conditioning.text import TextEncoder, create_text_encoder
 from irestore.labels import LABELS
-from irestore.metrics import psnr, ssim
+from irestore.evaluate.metrics import psnr, ssim
 from irestore.models.degnet import DegNet, DegNetConfig, classifier_loss
 from irestore.models.m3unet import M3UNetConfig
 from irestore.registry import NetworkConfig, build_network, network_config

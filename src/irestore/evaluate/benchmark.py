@@ -25,10 +25,10 @@ from typing_extensions import Self
 
 from irestore.batch import Manifest
 from irestore.io import Image, atomic_write_text, write_image
-from irestore.metrics import FIDMetric, LPIPSMetric, MetricUnavailable, Protocol, check_required, get_protocol
-from irestore.published import PublishedRow, published_for
+from irestore.evaluate.metrics import FIDMetric, LPIPSMetric, MetricUnavailable, Protocol, check_required, get_protocol
+from irestore.evaluate.published import PublishedRow, published_for
 from irestore.restorers import Card, Condition, MethodSkipped, RestorationMethod, create_restorer, method_info
-from irestore.suites import Prepared, Sample, Suite, build_suite, find_samples, prepare
+from irestore.evaluate.suites import Prepared, Sample, Suite, build_suite, find_samples, prepare
 
 __all__ = [
     "Aggregate",
@@ -424,7 +424,7 @@ class _Runner:
         return restored
 
     def _measure(self, row: Row, restored: np.ndarray, gt: np.ndarray) -> None:
-        from irestore.metrics import measure
+        from irestore.evaluate.metrics import measure
 
         scores = measure(restored, gt, self.protocol)
         row.psnr, row.ssim = scores["psnr"], scores["ssim"]

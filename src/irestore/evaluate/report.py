@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from irestore.benchmark import BenchmarkResult, Row
+from irestore.evaluate.benchmark import BenchmarkResult, Row
 from irestore.io import atomic_write_text
-from irestore.published import PUBLISHED_PROTOCOL
+from irestore.evaluate.published import PUBLISHED_PROTOCOL
 
 __all__ = ["REPORT_FILES", "render_table", "task_cell", "write_reports"]
 
@@ -28,7 +28,7 @@ DASH = "—"
 
 def write_reports(result: BenchmarkResult, out: Path) -> dict[str, Path]:
     """Write every report file into ``out``; returns their paths by name."""
-    from irestore.report_html import render_html
+    from irestore.evaluate.report_html import render_html
 
     texts = {
         "report.json": json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n",
@@ -208,7 +208,7 @@ def markdown(result: BenchmarkResult) -> str:
 
 def _plan_section(result: BenchmarkResult) -> list[str]:
     """PSNR per task next to the best fixed order and the oracle plan, with the gap to the oracle."""
-    from irestore.benchmark import plan_comparison
+    from irestore.evaluate.benchmark import plan_comparison
 
     comparison = plan_comparison(result)
     if not comparison:

@@ -27,7 +27,7 @@ import numpy as np
 from irestore import degrade
 from irestore.restorers.base import FAMILIES, Degradation
 from irestore.io import read_image
-from irestore.metrics import Protocol
+from irestore.evaluate.metrics import Protocol
 
 __all__ = [
     "DATASET_SOURCES",
