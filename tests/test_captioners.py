@@ -320,7 +320,7 @@ def test_caption_cli_missing_classifier_is_a_clear_usage_error(tmp_path):
 
 def test_restore_prompt_from_caption_records_the_caption_in_the_manifest(tmp_path, monkeypatch, rain_and_noise):
     from irestore.cli.app import app
-    from irestore.model_store import import_model
+    from irestore.weights.store import import_model
 
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path / "home"))
     import_model("degnet-default", rain_and_noise)  # the default classifier, supplied through the store

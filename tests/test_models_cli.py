@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import open_clip_tiny
 from classifier_checkpoints import random_checkpoint
-from irestore import weights
+from irestore.weights import sources as weights
 from irestore.cli.app import app
 from irestore.conditioning.open_clip_models import load_open_clip, save_open_clip_weights
 

@@ -108,7 +108,7 @@ def test_the_condition_of_a_synthetic_mixture_holds_its_true_labels_and_severiti
 
 
 def test_the_default_model_is_listed_without_importing_the_pipeline_first():
-    code = "from irestore.model_store import list_models; print([m.name for m in list_models()])"
+    code = "from irestore.weights.store import list_models; print([m.name for m in list_models()])"
     names = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "allinone-small" in names and "degnet-default" in names
 

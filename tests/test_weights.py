@@ -11,7 +11,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from irestore import weights
+from irestore.weights import sources as weights
 from irestore.weights import MissingWeightsError, WeightSource, file_sha256, resolve_weights
 
 PAYLOAD = b"not really weights\n" * 100

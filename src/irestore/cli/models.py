@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from irestore.cli.messages import EXIT_FAILURE, EXIT_USAGE, err, fail
-from irestore.model_store import (
+from irestore.weights.store import (
     StoreError,
     download_model,
     import_model,
