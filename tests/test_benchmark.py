@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 from iqa_standins import write_standins
 from irestore import degrade
 from irestore.restorers import RESTORERS, ArrayMethod, Card, Condition, MethodInfo, create_restorer
-from irestore.evaluate.benchmark import BenchmarkConfig, BenchmarkError, default_methods, run_benchmark
+from irestore.benchmark.runner import BenchmarkConfig, BenchmarkError, default_methods, run_benchmark
 from irestore.cli.app import app
 from irestore.io import Image, read_image, write_image
-from irestore.evaluate.report import REPORT_FILES, write_reports
+from irestore.benchmark.report import REPORT_FILES, write_reports
 
 W, H = 64, 48
 PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -176,7 +176,7 @@ def test_pairs_suite_matches_by_relative_path_and_blind_peers_estimate_what_they
 
 
 def test_default_methods_are_identity_and_the_pool_members_for_the_suite():
-    from irestore.evaluate.suites import build_suite
+    from irestore.benchmark.suites import build_suite
 
     assert default_methods(build_suite("all-in-one")) == ("identity", "ffdnet-color", "derain", "allinone-small")
     assert default_methods(build_suite("denoise")) == ("identity", "ffdnet-color", "allinone-small")
@@ -384,7 +384,7 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(photos,
 def test_scatter_labels_stay_inside_the_plot_and_do_not_overlap():
     import re
 
-    from irestore.evaluate.svgchart import BOTTOM, HEIGHT, TOP, Point, scatter_chart
+    from irestore.benchmark.svgchart import BOTTOM, HEIGHT, TOP, Point, scatter_chart
 
     points = [Point(100 + i, 5.0 + 0.01 * i, f"irestore:model@{i}", "#000") for i in range(4)]
     svg = scatter_chart([*points, Point(0.01, 30, "identity", "#111")], "t", "x", "y")
@@ -441,7 +441,7 @@ def test_a_blind_irestore_method_passes_no_prompt(tiny_checkpoint, photos):
 
 
 def test_the_mixtures_suite_has_seeded_two_and_three_degradation_combinations(photos):
-    from irestore.evaluate.suites import build_suite, find_samples, prepare
+    from irestore.benchmark.suites import build_suite, find_samples, prepare
     from irestore.evaluate.metrics import get_protocol
 
     suite = build_suite(f"mixtures:{photos}")
@@ -455,7 +455,7 @@ def test_the_mixtures_suite_has_seeded_two_and_three_degradation_combinations(ph
 
 
 def test_the_oracle_plan_bounds_every_plan_and_names_the_best_fixed_order(tmp_path, photos):
-    from irestore.evaluate.benchmark import plan_comparison
+    from irestore.benchmark.runner import plan_comparison
 
     result = _run(tmp_path, f"synthetic:{photos}", "identity,plan:fixed,plan:auto,plan:oracle",
                   degradations="mix:lowlight+noise:moderate", limit=2)
@@ -481,7 +481,7 @@ def test_terminal_table_never_breaks_a_number_across_lines(photos, tmp_path, wid
 
     from rich.console import Console
 
-    from irestore.evaluate.report import method_rows, render_table
+    from irestore.benchmark.report import method_rows, render_table
 
     result = _run(tmp_path, f"synthetic:{photos}", "identity,ffdnet,dcp,gamma", degradations="noise:25,haze,lowlight,blur")
     console = Console(width=width, record=True, color_system=None, file=io.StringIO())

@@ -264,7 +264,7 @@ def _hashes(root) -> dict:
 
 
 def test_caption_cli_json_sidecars_and_a_jsonl_that_restore_can_read(tmp_path, rain_and_noise):
-    from irestore.batch import load_prompt_file
+    from irestore.data.prompts import load_prompt_file
 
     src = _folder(tmp_path / "in")
     images_before = _hashes(src)

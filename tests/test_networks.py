@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from irestore.diffusion.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_info, save_checkpoint
-from irestore.conditioning.embedding import Conditioning
+from irestore.models.conditioning import Conditioning
 from irestore.registry import create_network, list_networks, network_config
 from irestore.diffusion.sde import SDEConfig
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from irestore.conditioning.embedding import Conditioning
+from irestore.models.conditioning import Conditioning
 from irestore.diffusion.sampling import SAMPLERS, sample
 from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 

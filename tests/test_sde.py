@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from irestore.conditioning.embedding import Conditioning
+from irestore.models.conditioning import Conditioning
 from irestore.diffusion.sampling import sample
 from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 from test_sampler_reference import Reference

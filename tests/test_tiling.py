@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from irestore.conditioning.embedding import Conditioning
+from irestore.models.conditioning import Conditioning
 from irestore.registry import create_network
 from irestore.diffusion.sampling import sample
 from irestore.diffusion.sde import MeanRevertingSDE

@@ -8,9 +8,7 @@ This module returns data and emits events; the CLI renders them.
 
 from __future__ import annotations
 
-import csv
 import glob
-import json
 import os
 import queue
 import resource
@@ -28,11 +26,13 @@ from irestore.batch_quality import QualityMeter
 from irestore.batch_queue import PixelQueue
 from irestore.batch_report import ReportWriter, write_previews
 from irestore.batch_resume import OVERWRITE, Decision, decide, file_stamp, finished_outputs
+from irestore.data.prompts import PromptFileError, load_prompt_file
 from irestore.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     OUTPUT_MAX_PIXELS,
     ImageError,
+    Manifest,
     image_to_tensor,
     list_images,
     read_image,
@@ -94,24 +94,6 @@ class Summary:
 
 
 # -- planning ---------------------------------------------------------------------------
-
-def load_prompt_file(path: Path) -> dict[str, str]:
-    """CSV (columns path,prompt) or JSONL ({"path": ..., "prompt": ...}) keyed by relative path."""
-    if not path.is_file():
-        raise UsageError(f"--prompt-file {path}: no such file")
-    prompts: dict[str, str] = {}
-    text = path.read_text(encoding="utf-8-sig")
-    try:
-        if path.suffix.lower() in (".jsonl", ".json"):
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            rows = list(csv.DictReader(text.splitlines()))
-        for row in rows:
-            prompts[Path(row["path"]).as_posix()] = str(row["prompt"])
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise UsageError(f"--prompt-file {path}: each row needs 'path' and 'prompt' ({error})") from error
-    return prompts
-
 
 def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
@@ -193,7 +175,10 @@ def plan_jobs(
     followed; an output is named by the link's path under INPUT, not by its target's."""
     input_path, output = Path(os.path.abspath(input_path)), output.resolve()  # a linked INPUT keeps its name
     root, sources = _sources(input_path, output, files_from)
-    table = load_prompt_file(prompt_file) if prompt_file else {}
+    try:
+        table = load_prompt_file(prompt_file) if prompt_file else {}
+    except PromptFileError as error:
+        raise UsageError(str(error)) from error
     single = input_path.is_file() and files_from is None
     jobs = []
     for source in sources:
@@ -227,34 +212,6 @@ def _prompt_for(source: Path, relative: Path, table: dict[str, str], prompt: str
 
 
 # -- manifest ---------------------------------------------------------------------------
-
-class Manifest:
-    """Append-only JSONL, one record per image and attempt (readers take the last per input).
-    Only written to: whether an image needs doing is decided by its output file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        self._end_torn_line()
-
-    def _end_torn_line(self) -> None:
-        """A run killed mid-append leaves a line without its newline: end it, so the next
-        record starts on a line of its own (readers skip the torn one)."""
-        if self.path.is_file() and self.path.stat().st_size:
-            with open(self.path, "rb+") as handle:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")
-
-    def append(self, record: dict) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
-
 
 def resume_decisions(jobs: list[Job], model, options: RestoreOptions, manifest: Manifest, upscaler=None,
                      captioner=None) -> list[Decision]:

@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from irestore.io import ImageError, read_image
 from irestore.evaluate.metrics import DEFAULT_PROTOCOL, MetricUnavailable, get_protocol, measure
+from irestore.io import ImageError, read_image
 
 BRISQUE_MAX_PIXELS = 4_000_000  # larger images are scored area-resized to this (time grows with pixels)
 BRISQUE_HINT = "pip install --no-deps brisque (its wheel holds BRISQUE's LIVE-trained model; irestore reads the files itself)"

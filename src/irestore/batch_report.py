@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from irestore.io import REPORT_FILES_DIR, atomic_path, atomic_write_text, remove_stale_temps
 from irestore.evaluate.metrics import PROTOCOLS
+from irestore.io import REPORT_FILES_DIR, atomic_path, atomic_write_text, remove_stale_temps
 
 REPORT_STEM = "irestore-report"
 PREVIEW_DIR = REPORT_FILES_DIR

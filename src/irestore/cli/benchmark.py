@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from irestore.benchmark.suites import SUITE_FORMS
 from irestore.cli.messages import err, fail
 from irestore.evaluate.metrics import PROTOCOLS
 from irestore.restorers import list_restorers
-from irestore.evaluate.suites import SUITE_FORMS
 
 DATASET_FLAGS = ("cbsd68", "rain100l", "sots-outdoor", "gopro", "lol")
 
@@ -44,8 +44,8 @@ def benchmark(
     json_output: Annotated[bool, typer.Option("--json", help="Print report.json's content on stdout; the table goes to stderr.")] = False,
 ) -> None:
     """Compare restoration methods on a benchmark suite. Exit code: 0 done, 1 some rows failed, 2 usage error."""
-    from irestore.evaluate.benchmark import DEFAULT_OUT, BenchmarkConfig, BenchmarkError, run_benchmark
-    from irestore.evaluate.report import render_table, write_reports
+    from irestore.benchmark.report import render_table, write_reports
+    from irestore.benchmark.runner import DEFAULT_OUT, BenchmarkConfig, BenchmarkError, run_benchmark
 
     flags = dict(zip(DATASET_FLAGS, (cbsd68, rain100l, sots_outdoor, gopro, lol), strict=True))
     out = out or DEFAULT_OUT
@@ -76,7 +76,7 @@ def benchmark(
 
 def _with_methods(config):
     """The config with its methods resolved; says which when they are the suite's defaults."""
-    from irestore.evaluate.benchmark import resolve_methods
+    from irestore.benchmark.runner import resolve_methods
 
     if config.methods:
         return config

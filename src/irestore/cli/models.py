@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from irestore.cli.messages import EXIT_FAILURE, EXIT_USAGE, err, fail
+from irestore.weights import MissingWeightsError
 from irestore.weights.store import (
     StoreError,
     download_model,
@@ -18,7 +19,6 @@ from irestore.weights.store import (
     model_path,
     verify_models,
 )
-from irestore.weights import MissingWeightsError
 
 models_app = typer.Typer(
     name="models",

@@ -29,12 +29,12 @@ from irestore.batch_report import REPORT_STEM
 from irestore.cli.messages import err, fail
 from irestore.cli.restore_progress import BatchProgress
 from irestore.devices import DEVICES, PRECISIONS
+from irestore.diffusion.sampling import SAMPLERS
+from irestore.diffusion.tiling import memory_limit
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from irestore.pipeline import DEFAULT_MODEL
 from irestore.restorers.ensemble import COUNTS
 from irestore.restorers.registry import ENSEMBLE
-from irestore.diffusion.sampling import SAMPLERS
-from irestore.diffusion.tiling import memory_limit
 
 FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
 

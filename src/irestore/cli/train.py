@@ -73,8 +73,8 @@ def train_command(
 
 
 def _run(flags: dict, resume: Path | None, config_file: Path | None):
-    from irestore.diffusion.checkpoint import CheckpointError
     from irestore.data import DatasetError
+    from irestore.diffusion.checkpoint import CheckpointError
     from irestore.training import ConfigError, TrainingError, build_config, load_config_file, load_run_config, train
     from irestore.training.state import StateError
 

@@ -151,7 +151,7 @@ class FileCaptioner(Captioner):
     needs_pixels = False
 
     def __init__(self, table: Path | None = None):
-        from irestore.batch import load_prompt_file
+        from irestore.data.prompts import load_prompt_file
 
         self.table_path = table
         self.table = load_prompt_file(Path(table)) if table else {}

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from irestore.conditioning.classifier import DEGRADATIONS, Classification, tile_origins
+from irestore.conditioning.classification import DEGRADATIONS, Classification, tile_origins
 from irestore.conditioning.open_clip_models import DEFAULT_CLIP, OpenClipModel, load_open_clip
 from irestore.devices import resolve_device
 from irestore.labels import LABELS

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from irestore.degrade.broad import Synthesis
 from irestore.data.images import PixelCache, align_pair, augment, crop_window, read_pixels, reflect_pad, to_float
 from irestore.data.layouts import DEFAULT_VAL_FRACTION, DatasetError, Pair, resolve, scan_split
 from irestore.data.prompts import load_prompt_table, stored_prompt, task_prompt
+from irestore.degrade.broad import Synthesis
 from irestore.labels import NUM_LABELS, targets_from_labels, targets_from_params
 
 __all__ = ["BLUR_MARGIN", "RestorationDataset", "build_dataset"]

@@ -8,16 +8,39 @@ the dataset's task. Rows are matched by path, never by list position.
 
 from __future__ import annotations
 
+import csv
+import json
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from irestore.batch import load_prompt_file
 from irestore.data.scan import Pair
 
-__all__ = ["TASK_PROMPTS", "load_prompt_table", "stored_prompt", "task_prompt"]
+__all__ = ["TASK_PROMPTS", "PromptFileError", "load_prompt_file", "load_prompt_table", "stored_prompt", "task_prompt"]
+
+
+class PromptFileError(ValueError):
+    """A prompt file that is missing or has rows without 'path' and 'prompt'."""
+
+
+def load_prompt_file(path: Path) -> dict[str, str]:
+    """CSV (columns path,prompt) or JSONL ({"path": ..., "prompt": ...}) keyed by relative path."""
+    if not path.is_file():
+        raise PromptFileError(f"--prompt-file {path}: no such file")
+    prompts: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        if path.suffix.lower() in (".jsonl", ".json"):
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = list(csv.DictReader(text.splitlines()))
+        for row in rows:
+            prompts[Path(row["path"]).as_posix()] = str(row["prompt"])
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise PromptFileError(f"--prompt-file {path}: each row needs 'path' and 'prompt' ({error})") from error
+    return prompts
 
 TASK_PROMPTS: dict[str, tuple[str, ...]] = {
     "deblur": (

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from irestore.conditioning.embedding import Conditioning
 from irestore.conditioning.text import TextEncoder, create_text_encoder
 from irestore.devices import keep_freed_memory_mapped, resolve_device, resolve_precision
-from irestore.diffusion.checkpoint import CheckpointInfo, load_checkpoint, weights_file
+from irestore.diffusion.checkpoint import CheckpointInfo, load_checkpoint
 from irestore.diffusion.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
 from irestore.diffusion.sde import MeanRevertingSDE
 from irestore.diffusion.tiling import TiledDenoiser, choose_tile
+from irestore.models.conditioning import Conditioning
+from irestore.models.files import weights_file
 from irestore.weights import file_sha256, resolve_weights
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from irestore.conditioning.embedding import Conditioning
 from irestore.diffusion.sde import MeanRevertingSDE
+from irestore.models.conditioning import Conditioning
 
 
 class NoisePredictor(Protocol):

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from irestore import observe
-from irestore.conditioning.embedding import Conditioning
+from irestore.models.conditioning import Conditioning
 
 log = logging.getLogger(__name__)
 

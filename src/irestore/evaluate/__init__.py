@@ -1,2 +1,3 @@
-"""Evaluation: metrics (PSNR/SSIM and pyiqa protocols, BRISQUE), benchmark suites, the benchmark
-runner and its reports (Markdown, CSV, JSON, HTML with SVG charts), published peer numbers."""
+"""Image-quality measures: full-reference metrics (PSNR, SSIM and pyiqa protocols: LPIPS, FID, ...)
+and the BRISQUE no-reference score. Pure functions of images, used by the planner, the batch
+quality report, training validation and the benchmark."""

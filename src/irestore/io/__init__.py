@@ -41,7 +41,14 @@ BMP     8      no   no     no     yes        yes
   ``MAX_IMAGE_PIXELS`` guard stays as it is for other code; only these reads go past it.
 """
 
-from irestore.io.files import REPORT_FILES_DIR, atomic_path, atomic_write_text, list_images, remove_stale_temps
+from irestore.io.files import (
+    REPORT_FILES_DIR,
+    Manifest,
+    atomic_path,
+    atomic_write_text,
+    list_images,
+    remove_stale_temps,
+)
 from irestore.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, OUTPUT_MAX_PIXELS, Image, ImageError
 from irestore.io.read import pixel_count, read_image, verify_image
 from irestore.io.tensors import image_to_tensor, tensor_to_rgb
@@ -54,6 +61,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "Image",
     "ImageError",
+    "Manifest",
     "atomic_path",
     "atomic_write_text",
     "image_to_tensor",

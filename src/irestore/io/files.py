@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -121,3 +123,31 @@ def _link_cycle(here: Path, name: str) -> bool:
 
 def _log_walk_error(exc: OSError) -> None:
     log.warning("skipping %s: %s", exc.filename, exc.strerror or exc)
+
+
+class Manifest:
+    """Append-only JSONL (the restore manifest, the benchmark's rows), one record per item and attempt
+    (readers take the last per item); each append is fsynced, and a line a killed run tore is ended."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A run killed mid-append leaves a line without its newline: end it, so the next
+        record starts on a line of its own (readers skip the torn one)."""
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb+") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())

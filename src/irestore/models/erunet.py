@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from irestore.conditioning.embedding import Conditioning
+from irestore.models.conditioning import Conditioning
 from irestore.models.layers import (
     EfficientRestorationBlock,
     LinearAttention,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from irestore.conditioning.embedding import Conditioning
+from irestore.models.conditioning import Conditioning
 from irestore.models.layers import TextCrossAttention, TextImageFusion, pad_to_multiple
 from irestore.models.unet_config import UNetConfigMixin
 

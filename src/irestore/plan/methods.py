@@ -74,8 +74,8 @@ class OraclePlan(RestorationMethod):
         return torch.cat([self._best(single, condition, settings) for single in image.split(1)])
 
     def _best(self, image: Tensor, condition: Condition, settings: RunSettings | None) -> Tensor:
-        from irestore.io import tensor_to_rgb
         from irestore.evaluate.metrics import psnr
+        from irestore.io import tensor_to_rgb
 
         planner = self.adaptive.planner
         classification = planner.classifier.classify(image)

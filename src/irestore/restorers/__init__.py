@@ -16,7 +16,14 @@ from irestore.restorers.base import (
     RunSettings,
 )
 from irestore.restorers.ffdnet import FFDNetDenoiser, estimate_noise_sigma
-from irestore.restorers.registry import RESTORERS, MethodInfo, create_restorer, list_restorers, method_info, register_restorer
+from irestore.restorers.registry import (
+    RESTORERS,
+    MethodInfo,
+    create_restorer,
+    list_restorers,
+    method_info,
+    register_restorer,
+)
 
 __all__ = [
     "FAMILIES",

@@ -256,8 +256,8 @@ def noise_level(image: np.ndarray | Tensor, condition: Condition) -> tuple[float
     step = condition.step_params(("noise",))
     if step is not None and step.get("kind", "gaussian") == "gaussian" and condition.params.get("type") == "noise":
         return float(step["sigma"]), "stated" if step.get("stated") else "true"
+    from irestore.evaluate.noise import estimate_noise_sigma
     from irestore.io import image_to_tensor
-    from irestore.restorers.ffdnet import estimate_noise_sigma
 
     tensor = image if isinstance(image, Tensor) else image_to_tensor(image)
     return estimate_noise_sigma(tensor), "estimated"

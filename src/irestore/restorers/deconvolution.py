@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from irestore.restorers.base import ArrayMethod, Card, Condition, MethodSkipped
 from irestore.degrade import BLUR_KINDS, kernel_from_params
+from irestore.restorers.base import ArrayMethod, Card, Condition, MethodSkipped
 
 WIENER_NSR = 0.02  # constant noise-to-signal ratio: best mean PSNR over motion/defocus/Gaussian blur on astronaut
 RL_ITERATIONS = 30

@@ -168,7 +168,7 @@ class BlindDeblur(ArrayMethod):
         return None if lens is None else {"kernel": lens, "floor": LENS_FLOOR}
 
     def restore_array(self, image: np.ndarray, condition: Condition) -> np.ndarray:
-        from irestore.restorers.ffdnet import estimate_noise_sigma
+        from irestore.evaluate.noise import estimate_noise_sigma
 
         h, w = image.shape[:2]
         if condition.estimate is not None:

@@ -20,12 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from irestore.devices import resolve_device, resolve_precision
-from irestore.restorers.base import RunSettings
+from irestore.diffusion.tiling import apply_with_fallback, choose_tile
 from irestore.models.ncnn import NcnnGraph, read_ncnn
 from irestore.models.rrdbnet import rrdbnet_from_ncnn
 from irestore.models.srvgg import srvgg_from_ncnn
 from irestore.models.upconv7 import PADDING, upconv7_from_ncnn
-from irestore.diffusion.tiling import apply_with_fallback, choose_tile
+from irestore.restorers.base import RunSettings
 from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
 
 __all__ = ["PORTED", "PortedModel", "PortedNetwork", "content_size", "load_ported", "resize_to", "settings_tile", "weights_fingerprint", "wheel_licence"]

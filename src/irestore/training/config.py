@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from irestore.io import atomic_write_text
 from irestore.diffusion.sampling import PREDICTIONS
+from irestore.io import atomic_write_text
 
 TASKS = ("restorer", "classifier")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -16,17 +16,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import default_collate
 
-from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
 from irestore.conditioning.classifier import ClassifierInfo, load_classifier, save_classifier
-from irestore.conditioning.embedding import Conditioning
 from irestore.conditioning.text import TextEncoder, create_text_encoder
-from irestore.labels import LABELS
+from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
+from irestore.diffusion.sampling import sample, x0_from_output
+from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 from irestore.evaluate.metrics import psnr, ssim
+from irestore.labels import LABELS
+from irestore.models.conditioning import Conditioning
 from irestore.models.degnet import DegNet, DegNetConfig, classifier_loss
 from irestore.models.m3unet import M3UNetConfig
 from irestore.registry import NetworkConfig, build_network, network_config
-from irestore.diffusion.sampling import sample, x0_from_output
-from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 from irestore.training.config import ConfigError, TrainConfig
 
 Autocast = Callable[[], AbstractContextManager]

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from irestore.evaluate.benchmark import GT_DIR, INPUT_DIR, BenchmarkResult, TaskEntry
+from irestore.benchmark.cells import DASH, header, method_rows, metric_lines, published_rows, task_cell
+from irestore.benchmark.runner import GT_DIR, INPUT_DIR, BenchmarkResult, TaskEntry
+from irestore.benchmark.svgchart import PALETTE, Point, Series, line_chart, scatter_chart
 from irestore.io import ImageError, read_image
-from irestore.evaluate.report import DASH, header, method_rows, metric_lines, published_rows, task_cell
-from irestore.evaluate.svgchart import PALETTE, Point, Series, line_chart, scatter_chart
 
 __all__ = ["render_html"]
 

@@ -16,20 +16,19 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from irestore.evaluate.benchmark import BenchmarkResult, Row
+from irestore.benchmark.cells import DASH, header, method_rows, metric_lines, number_cell, published_rows, task_cell
+from irestore.benchmark.published import PUBLISHED_PROTOCOL
+from irestore.benchmark.report_html import render_html
+from irestore.benchmark.runner import BenchmarkResult, Row
 from irestore.io import atomic_write_text
-from irestore.evaluate.published import PUBLISHED_PROTOCOL
 
 __all__ = ["REPORT_FILES", "render_table", "task_cell", "write_reports"]
 
 REPORT_FILES = ("report.json", "report.csv", "report.md", "report.html")
-DASH = "—"
 
 
 def write_reports(result: BenchmarkResult, out: Path) -> dict[str, Path]:
     """Write every report file into ``out``; returns their paths by name."""
-    from irestore.evaluate.report_html import render_html
-
     texts = {
         "report.json": json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n",
         "report.csv": rows_csv(result.rows),
@@ -41,72 +40,6 @@ def write_reports(result: BenchmarkResult, out: Path) -> dict[str, Path]:
         atomic_write_text(out / name, text)
         paths[name] = out / name
     return paths
-
-
-# --------------------------------------------------------------------------- shared cells
-
-
-def _num(value: float | None, digits: int) -> str:
-    return DASH if value is None else f"{value:.{digits}f}"
-
-
-def task_cell(psnr: float | None, ssim: float | None) -> str:
-    return DASH if psnr is None else f"{psnr:.2f}/{ssim:.3f}"
-
-
-def _speed(result: BenchmarkResult, method: str) -> float | None:
-    ok = [r for r in result.rows if r.method == method and r.status == "ok" and r.megapixels]
-    megapixels = sum(r.megapixels for r in ok)
-    return sum(r.seconds for r in ok) / megapixels if megapixels else None
-
-
-def _peak(result: BenchmarkResult, method: str) -> float | None:
-    peaks = [r.peak_mb for r in result.rows if r.method == method and r.status == "ok" and r.peak_mb is not None]
-    return max(peaks) if peaks else None
-
-
-def _average_cell(result: BenchmarkResult, method: str) -> str:
-    avg = result.averages.get(method, {})
-    cell = task_cell(avg.get("psnr"), avg.get("ssim"))
-    if avg.get("psnr") is not None and avg["tasks"] < avg["of"]:
-        cell += f" ({avg['tasks']}/{avg['of']})"
-    return cell
-
-
-def method_rows(result: BenchmarkResult) -> list[list[str]]:
-    """Per method: name, one PSNR/SSIM cell per task, average, s/MP, peak MB."""
-    out = []
-    for entry in result.methods:
-        cells = [task_cell(*_scores(result, t.name, entry.name)) for t in result.tasks]
-        out.append([entry.name, *cells, _average_cell(result, entry.name),
-                    _num(_speed(result, entry.name), 3), _num(_peak(result, entry.name), 0)])
-    return out
-
-
-def _scores(result: BenchmarkResult, task: str, method: str) -> tuple[float | None, float | None]:
-    agg = result.aggregate(task, method)
-    return (agg.psnr, agg.ssim) if agg else (None, None)
-
-
-def published_rows(result: BenchmarkResult) -> list[list[str]]:
-    out = []
-    for row in result.published:
-        cells = [task_cell(*row.scores[t.name]) if t.name in row.scores else DASH for t in result.tasks]
-        average = task_cell(*row.average) if row.average else DASH
-        out.append([f"{row.method} (published, {row.source})", *cells, average, DASH, DASH])
-    return out
-
-
-def metric_lines(result: BenchmarkResult) -> list[str]:
-    return [f"{name.upper()}: {'computed' if not why else 'unavailable: ' + why}"
-            for name, why in result.metric_status.items()]
-
-
-def header(result: BenchmarkResult) -> list[str]:
-    return ["Method", *[t.label for t in result.tasks], "Average", "s/MP", "peak MB"]
-
-
-# --------------------------------------------------------------------------- terminal
 
 
 def render_table(result: BenchmarkResult, console: Console) -> None:
@@ -208,7 +141,7 @@ def markdown(result: BenchmarkResult) -> str:
 
 def _plan_section(result: BenchmarkResult) -> list[str]:
     """PSNR per task next to the best fixed order and the oracle plan, with the gap to the oracle."""
-    from irestore.evaluate.benchmark import plan_comparison
+    from irestore.benchmark.runner import plan_comparison
 
     comparison = plan_comparison(result)
     if not comparison:
@@ -218,15 +151,15 @@ def _plan_section(result: BenchmarkResult) -> list[str]:
             *[f"{m} − oracle" for m in methods if m != "plan:oracle"]]
     body = []
     for c in comparison:
-        psnr = [_num(c["methods"].get(m, {}).get("psnr"), 2) for m in methods]
-        gaps = [_num(-c["methods"][m]["gap_to_oracle"] if c["methods"].get(m, {}).get("gap_to_oracle") is not None
+        psnr = [number_cell(c["methods"].get(m, {}).get("psnr"), 2) for m in methods]
+        gaps = [number_cell(-c["methods"][m]["gap_to_oracle"] if c["methods"].get(m, {}).get("gap_to_oracle") is not None
                      else None, 2) for m in methods if m != "plan:oracle"]
-        body.append([c["label"], *psnr, _num(c["camera_order_psnr"], 2), c["best_fixed_order"] or DASH,
-                     _num(c["best_fixed_psnr"], 2), *gaps])
+        body.append([c["label"], *psnr, number_cell(c["camera_order_psnr"], 2), c["best_fixed_order"] or DASH,
+                     number_cell(c["best_fixed_psnr"], 2), *gaps])
     means = []
     for m in methods:
         values = [c["methods"][m]["psnr"] for c in comparison if m in c["methods"]]
-        means.append(_num(sum(values) / len(values), 2) if values else DASH)
+        means.append(number_cell(sum(values) / len(values), 2) if values else DASH)
     fixed = [c["best_fixed_psnr"] for c in comparison if c["best_fixed_psnr"] is not None]
     camera = [c["camera_order_psnr"] for c in comparison if c["camera_order_psnr"] is not None]
     gaps = []
@@ -234,9 +167,9 @@ def _plan_section(result: BenchmarkResult) -> list[str]:
         if m == "plan:oracle":
             continue
         values = [c["methods"][m]["gap_to_oracle"] for c in comparison if c["methods"].get(m, {}).get("gap_to_oracle") is not None]
-        gaps.append(_num(-sum(values) / len(values), 2) if values else DASH)
-    body.append(["**average**", *means, _num(sum(camera) / len(camera), 2) if camera else DASH, "",
-                 _num(sum(fixed) / len(fixed), 2) if fixed else DASH, *gaps])
+        gaps.append(number_cell(-sum(values) / len(values), 2) if values else DASH)
+    body.append(["**average**", *means, number_cell(sum(camera) / len(camera), 2) if camera else DASH, "",
+                 number_cell(sum(fixed) / len(fixed), 2) if fixed else DASH, *gaps])
     return ["", "## Plans against the oracle", "",
             "PSNR (dB). True labels, camera order: the true degradations undone in the fixed order with each "
             "label's preferred member. Best fixed order: the one order of the true degradations (with its members) "
@@ -251,6 +184,6 @@ def _perceptual_rows(result: BenchmarkResult) -> list[list[str]]:
         for task in result.tasks:
             agg = result.aggregate(task.name, entry.name)
             cells.append(DASH if agg is None or agg.lpips is None and agg.fid is None
-                         else f"LPIPS {_num(agg.lpips, 4)} / FID {_num(agg.fid, 2)}")
+                         else f"LPIPS {number_cell(agg.lpips, 4)} / FID {number_cell(agg.fid, 2)}")
         out.append([entry.name, *cells])
     return out

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 from typing_extensions import Self
 
-from irestore.batch import Manifest
-from irestore.io import Image, atomic_write_text, write_image
+from irestore.benchmark.published import PublishedRow, published_for
+from irestore.benchmark.suites import Prepared, Sample, Suite, build_suite, find_samples, prepare
 from irestore.evaluate.metrics import FIDMetric, LPIPSMetric, MetricUnavailable, Protocol, check_required, get_protocol
-from irestore.evaluate.published import PublishedRow, published_for
+from irestore.io import Image, Manifest, atomic_write_text, write_image
 from irestore.restorers import Card, Condition, MethodSkipped, RestorationMethod, create_restorer, method_info
-from irestore.evaluate.suites import Prepared, Sample, Suite, build_suite, find_samples, prepare
 
 __all__ = [
     "Aggregate",

@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from irestore import degrade
-from irestore.restorers.base import FAMILIES, Degradation
-from irestore.io import read_image
 from irestore.evaluate.metrics import Protocol
+from irestore.io import read_image
+from irestore.restorers.base import FAMILIES, Degradation
 
 __all__ = [
     "DATASET_SOURCES",
