@@ -33,10 +33,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from irestore.conditioning.classifier import create_classifier
 from irestore.degrade import degrade, mix
 from irestore.io import ImageError, image_to_tensor, list_images, read_image
 from irestore.labels import LABELS, SEVERITY_SCALES, TYPE_TO_LABEL, severity_value, targets_from_params
+from irestore.registry import create_classifier
 from irestore.training.classifier_head import expected_calibration_error
 
 TYPES = ("clean", "noise", "motion", "defocus", "rain", "haze", "lowlight", "jpeg", "lowres")

@@ -45,10 +45,10 @@ def peak_rss_mb() -> float:
 
 
 def make_checkpoint(model: str, folder: Path) -> Path:
-    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.conditioning.text import MiniLMTextEncoder
-    from irestore.registry import create_network
+    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.diffusion.sde import SDEConfig
+    from irestore.registry import create_network
 
     network = create_network(model, text_dim=MiniLMTextEncoder.dim)
     info = CheckpointInfo(

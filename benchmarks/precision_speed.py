@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from irestore.devices import cpu_has_native_bf16, cpu_model
-from irestore.io import image_to_tensor
 from irestore.evaluate.metrics import psnr
+from irestore.io import image_to_tensor
 from irestore.pipeline import load_model
 
 MODELS = ("allinone-small", "derain", "lowlight", "ffdnet-color")

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from irestore import degrade
-from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.evaluate.metrics import psnr
+from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.pipeline import Restorer
 
 

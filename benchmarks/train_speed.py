@@ -253,7 +253,7 @@ def main() -> None:
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    from irestore.conditioning.text import create_text_encoder
+    from irestore.registry import create_text_encoder
 
     models = [m for m in args.models.split(",") if m]
     text_encoder = create_text_encoder("minilm") if any(m.startswith("erunet") for m in models) else None

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from irestore.degrade import jpeg, lowres
-from irestore.io import image_to_tensor, read_image
 from irestore.evaluate.metrics import psnr
+from irestore.io import image_to_tensor, read_image
 from irestore.restorers.ported import PortedNetwork, content_size, resize_to
 
 
@@ -89,7 +89,7 @@ def _power_of_two(net: PortedNetwork, image: torch.Tensor, factor: float) -> tor
 
 
 def low_resolution(paths: list[Path]) -> None:
-    from irestore.conditioning.classifier import create_classifier
+    from irestore.registry import create_classifier
 
     net, classifier = PortedNetwork("waifu2x-photo-scale2x"), create_classifier("degnet")
     for scale in (2, 3, 4):

@@ -19,8 +19,8 @@ import numpy as np
 
 from irestore import degrade
 from irestore.evaluate.brisque import Brisque
-from irestore.io import Image, image_to_tensor, read_image, tensor_to_rgb, write_image
 from irestore.evaluate.metrics import psnr
+from irestore.io import Image, image_to_tensor, read_image, tensor_to_rgb, write_image
 from irestore.restorers import Condition, create_restorer
 
 SIDE = 256

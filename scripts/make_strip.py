@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from irestore.io import Image, list_images, read_image, write_image
 from irestore.evaluate.metrics import psnr
+from irestore.io import Image, list_images, read_image, write_image
 
 
 def by_stem(folder: Path) -> dict[str, Path]:

@@ -17,9 +17,9 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from irestore.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from irestore.conditioning.classifier import load_classifier, save_classifier
-from irestore.diffusion.sampling import SAMPLERS
+from irestore.diffusion.checkpoint import load_checkpoint, save_checkpoint
+from irestore.registry import list_samplers
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "irestore" / "assets"
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("name")
     parser.add_argument("--classifier", help="restorer: the shipped classifier it was trained with")
-    parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="restorer: default sampler")
+    parser.add_argument("--sampler", choices=sorted(list_samplers()), help="restorer: default sampler")
     parser.add_argument("--steps", type=int, help="restorer: default steps")
     args = parser.parse_args()
     out = ASSETS / args.name

@@ -52,7 +52,8 @@ MISSING = "degnet-missing-test"
 
 
 def register_missing_classifier() -> str:
-    from irestore.weights import WeightSource, register_weights
+    from irestore.registry import register_weights
+    from irestore.weights import WeightSource
 
     register_weights(WeightSource(
         name=MISSING, filename="model.safetensors", package="irestore", package_file=f"assets/{MISSING}/model.safetensors",

@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 
+from irestore.registry import register_restorer
 from irestore.restorers.base import ArrayMethod, Card, Condition
-from irestore.restorers.registry import MethodInfo, register_restorer
+from irestore.restorers.catalogue import MethodInfo
 
 
 class SlowStandIn(ArrayMethod):

@@ -1,10 +1,10 @@
 """irestore benchmark: suites on tiny datasets in their real layouts, peer methods, reports, resume, CLI, browser."""
 
 import csv
+import io
 import itertools
 import json
 import shutil
-import io
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from iqa_standins import write_standins
 from irestore import degrade
-from irestore.restorers import RESTORERS, ArrayMethod, Card, Condition, MethodInfo, create_restorer
+from irestore.benchmark.report import REPORT_FILES, write_reports
 from irestore.benchmark.runner import BenchmarkConfig, BenchmarkError, default_methods, run_benchmark
 from irestore.cli.app import app
 from irestore.io import Image, read_image, write_image
-from irestore.benchmark.report import REPORT_FILES, write_reports
+from irestore.restorers import RESTORERS, ArrayMethod, Card, Condition, MethodInfo, create_restorer, register_restorer
 
 W, H = 64, 48
 PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -223,8 +223,9 @@ def test_failures_are_reported_in_rows_and_do_not_stop_the_run(tmp_path, monkeyp
     _save(folder / "a.png", _photo("astronaut"))
     _save(folder / "b.png", _photo("coffee", size=(80, 48)))
     (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    monkeypatch.setitem(RESTORERS, "narrow-only", MethodInfo("narrow-only", _RefusesWideImages.card, lambda spec, device, seed: _RefusesWideImages()))
-    result = _run(tmp_path, f"synthetic:{folder}", "identity,narrow-only,irestore:/no/such/model@2", degradations="noise:20")
+    with RESTORERS.scoped():
+        register_restorer(MethodInfo("narrow-only", _RefusesWideImages.card, lambda spec, device, seed: _RefusesWideImages()))
+        result = _run(tmp_path, f"synthetic:{folder}", "identity,narrow-only,irestore:/no/such/model@2", degradations="noise:20")
     by = {(r.key, r.method): r for r in result.rows}
     assert by[("a.png", "narrow-only")].status == "ok"
     assert by[("b.png", "narrow-only")].status == "failed" and "80 px wide" in by[("b.png", "narrow-only")].error
@@ -312,8 +313,8 @@ def test_lpips_and_fid_columns_with_standin_weights_and_require(photos, tmp_path
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
-    from irestore.registry import create_network
     from irestore.diffusion.sde import SDEConfig
+    from irestore.registry import create_network
     from test_networks import _randomise
 
     net = _randomise(create_network("erunet-tiny", text_dim=384), seed=3)

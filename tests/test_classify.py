@@ -23,15 +23,10 @@ from typer.testing import CliRunner
 import open_clip_tiny
 from classifier_checkpoints import random_checkpoint, register_missing_classifier, scripted_checkpoint
 from irestore.cli.app import app
-from irestore.conditioning.classifier import (
-    Classification,
-    DegradationClassifier,
-    create_classifier,
-    tile_origins,
-    view_batches,
-)
+from irestore.conditioning.classifier import Classification, DegradationClassifier, tile_origins, view_batches
 from irestore.conditioning.routing import route
 from irestore.labels import LABELS
+from irestore.registry import create_classifier
 from irestore.weights import MissingWeightsError
 
 runner = CliRunner()
@@ -276,9 +271,9 @@ def test_offline_open_clip_tag_fails_at_once_without_importing_open_clip(tmp_pat
 
 def test_restorer_takes_its_degradation_embedding_from_the_named_classifier(tmp_path, minilm):
     from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.sde import SDEConfig
     from irestore.pipeline import Restorer
     from irestore.registry import create_network
-    from irestore.diffusion.sde import SDEConfig
     from test_networks import _randomise
 
     classifier_folder, _ = random_checkpoint(tmp_path / "degnet", seed=8)
@@ -296,9 +291,9 @@ def test_restorer_takes_its_degradation_embedding_from_the_named_classifier(tmp_
 
 def test_restorer_refuses_a_classifier_of_the_wrong_width(tmp_path, minilm):
     from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
+    from irestore.diffusion.sde import SDEConfig
     from irestore.pipeline import Restorer
     from irestore.registry import create_network
-    from irestore.diffusion.sde import SDEConfig
 
     classifier_folder, _ = random_checkpoint(tmp_path / "degnet")  # 16-d embedding
     net = create_network("erunet-tiny", text_dim=384, degradation_dim=8)

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from irestore import degrade
 from irestore.cli.app import app
-from irestore.io import read_image
 from irestore.evaluate.metrics import psnr
+from irestore.io import read_image
 
 runner = CliRunner()
 CROP = Path(__file__).parent / "data" / "aitzgorri_crop.png"

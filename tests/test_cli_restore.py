@@ -356,8 +356,8 @@ def test_diffusion_checkpoint_runs_through_the_cli(tmp_path):
     import torch
 
     from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
-    from irestore.registry import create_network
     from irestore.diffusion.sde import SDEConfig
+    from irestore.registry import create_network
 
     net = create_network("erunet-tiny", text_dim=384)
     info = CheckpointInfo(network=net.config, sde=SDEConfig(), text_encoder="minilm", text_dim=384, name="tiny")

@@ -21,6 +21,7 @@ import torch
 from skimage import data as skdata
 
 from irestore.degrade import jpeg
+from irestore.diffusion.tiling import apply_tiled
 from irestore.evaluate.metrics import psnr
 from irestore.models.ncnn import NcnnError, read_ncnn, read_param
 from irestore.models.srvgg import srvgg_from_ncnn
@@ -29,7 +30,6 @@ from irestore.restorers.base import Card, RestorationMethod
 from irestore.restorers.ensemble import SelfEnsemble, dihedral, undo_dihedral
 from irestore.restorers.ported import PORTED, PortedNetwork
 from irestore.restorers.waifu2x import noise_level_for
-from irestore.diffusion.tiling import apply_tiled
 from irestore.weights import MissingWeightsError, find_local, resolve_weights
 from ncnn_files import FP16_TAG, kernel_blob, write_srvgg
 
@@ -421,8 +421,8 @@ def test_cli_scale_after_the_plan_uses_the_cpu_upscaler_and_a_gan_is_announced(t
 
 
 def test_licences_come_from_the_wheels_metadata_and_the_store_lists_every_model():
-    from irestore.weights.store import list_models
     from irestore.restorers.ported import wheel_licence
+    from irestore.weights.store import list_models
 
     assert wheel_licence("no-such-distribution-here") == "unknown (no-such-distribution-here not installed)"
     names = {status.name for status in list_models()}

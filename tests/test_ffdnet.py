@@ -11,8 +11,8 @@ import pytest
 import torch
 from skimage import data
 
-from irestore.restorers import FFDNetDenoiser, estimate_noise_sigma
 from irestore.models.ffdnet import FFDNet, FFDNetConfig, _remap_keys, ffdnet_weight_file, load_ffdnet_color
+from irestore.restorers import FFDNetDenoiser, estimate_noise_sigma
 from irestore.weights import file_sha256
 
 torch.set_num_threads(1)

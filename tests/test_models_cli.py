@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 import open_clip_tiny
 from classifier_checkpoints import random_checkpoint
-from irestore.weights import sources as weights
 from irestore.cli.app import app
 from irestore.conditioning.open_clip_models import load_open_clip, save_open_clip_weights
+from irestore.registry import WEIGHTS, register_weights
+from irestore.weights import sources as weights
 
 runner = CliRunner()
 
@@ -30,8 +31,8 @@ def isolated(monkeypatch, tmp_path):
     """Private cache, offline as in every test, a registry copy tests may extend, no sockets."""
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    weights.load_catalogue()  # the copy must hold every module's weights: they register only once
-    monkeypatch.setattr(weights, "_REGISTRY", dict(weights._REGISTRY))
+    with WEIGHTS.scoped():  # what a test registers is gone after it
+        yield
 
     def refuse(*args, **kwargs):
         raise AssertionError("a test tried to use the network")
@@ -171,7 +172,7 @@ def test_weights_already_in_the_hugging_face_cache_are_used_offline(tmp_path, ti
 def test_download_from_a_declared_url_records_a_checksum(tmp_path, monkeypatch):
     remote = tmp_path / "remote.bin"
     remote.write_bytes(b"weights" * 1000)
-    weights.register_weights(weights.WeightSource(name="test-asset", filename="asset.bin", url=remote.as_uri()))
+    register_weights(weights.WeightSource(name="test-asset", filename="asset.bin", url=remote.as_uri()))
     offline = _invoke("download", "test-asset")
     assert offline.exit_code == 1 and "offline" in offline.stderr
     monkeypatch.delenv("HF_HUB_OFFLINE")

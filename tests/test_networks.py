@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from irestore.diffusion.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_info, save_checkpoint
+from irestore.diffusion.sde import SDEConfig
 from irestore.models.conditioning import Conditioning
 from irestore.registry import create_network, list_networks, network_config
-from irestore.diffusion.sde import SDEConfig
 
 
 def make_cond(cfg, tokens=5, seed=0):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
+from irestore.diffusion.sde import SDEConfig
 from irestore.pipeline import Restorer
 from irestore.registry import create_network
-from irestore.diffusion.sde import SDEConfig
 from test_networks import _randomise
 
 
@@ -106,8 +106,8 @@ def test_auto_tile_runs_an_image_that_fits_whole_even_when_a_batch_of_tiles_woul
 
 
 def test_memory_limit_counts_what_the_process_holds_and_sizes_tiles_under_it(restorer, monkeypatch):
-    from irestore.pipeline import activation_bytes_per_pixel
     from irestore.diffusion.tiling import memory_in_use, memory_limit
+    from irestore.pipeline import activation_bytes_per_pixel
 
     per_pixel = activation_bytes_per_pixel(restorer.network, torch.float32)
     monkeypatch.setattr("irestore.diffusion.tiling.available_memory", lambda device: 64 * 2**30)  # plenty free

@@ -16,13 +16,13 @@ import torch
 
 from irestore import degrade
 from irestore.conditioning.classifier import DEGRADATIONS, Classification
+from irestore.evaluate.metrics import psnr
 from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.labels import LABELS
-from irestore.evaluate.metrics import psnr
 from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
 from irestore.plan.pool import DEFAULT_POOL
-from irestore.restorers import ArrayMethod, Card, Condition, create_restorer, method_info
+from irestore.restorers import ArrayMethod, Card, create_restorer, method_info
 from irestore.restorers.ffdnet import estimate_noise_sigma
 
 CROP = Path(__file__).parent / "data" / "aitzgorri_crop.png"

@@ -14,7 +14,15 @@ from irestore.restorers import Condition, create_restorer, method_info
 from irestore.restorers.base import MethodSkipped
 from irestore.restorers.blind_kernel import estimate_kernel, fit_defocus, psf_to_otf, smooth_wrap
 from irestore.restorers.deconvolution import WIENER_NSR, per_channel
-from irestore.restorers.pnp_deblur import LENS_FLOOR, FREE_FLOOR, blur_kernel, hqs_deconvolve, kernel_support, scaled, tiled
+from irestore.restorers.pnp_deblur import (
+    FREE_FLOOR,
+    LENS_FLOOR,
+    blur_kernel,
+    hqs_deconvolve,
+    kernel_support,
+    scaled,
+    tiled,
+)
 
 torch.set_num_threads(1)
 

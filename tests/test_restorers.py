@@ -11,8 +11,8 @@ import torch
 from irestore import degrade
 from irestore.io import image_to_tensor
 from irestore.labels import LABELS
-from irestore.restorers.base import MethodSkipped
 from irestore.restorers import Card, Condition, Degradation, create_restorer, list_restorers, method_info
+from irestore.restorers.base import MethodSkipped
 
 # one input per label a method may declare (small, so every method runs in well under a second)
 _INPUTS = {
@@ -37,8 +37,8 @@ def _photo(size=(40, 32)) -> np.ndarray:
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
-    from irestore.registry import create_network
     from irestore.diffusion.sde import SDEConfig
+    from irestore.registry import create_network
     from test_networks import _randomise
 
     net = _randomise(create_network("erunet-tiny", text_dim=384), seed=3)

@@ -20,9 +20,10 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from irestore.models.conditioning import Conditioning
-from irestore.diffusion.sampling import SAMPLERS, sample
+from irestore.diffusion.sampling import sample
 from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
+from irestore.models.conditioning import Conditioning
+from irestore.registry import list_samplers
 
 torch.set_num_threads(1)
 
@@ -120,11 +121,11 @@ def _mu(seed: int = 0) -> np.ndarray:
 
 
 def test_every_registered_sampler_has_a_reference():
-    assert set(SAMPLERS) == set(REFERENCES) == set(STOCHASTIC)
+    assert set(list_samplers()) == set(REFERENCES) == set(STOCHASTIC)
 
 
 @pytest.mark.parametrize("steps", [1, 3, 10])
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", sorted(list_samplers()))
 def test_each_sampler_follows_the_reference_trajectory(name, steps):
     ref, mu = Reference(CONFIG.T, CONFIG.max_sigma, CONFIG.eps), _mu()
     expected = reference_sample(name, ref, mu, steps, seed=5)
@@ -141,7 +142,7 @@ def test_the_reference_schedule_is_the_one_irestore_uses():
     assert sde.timesteps(7) == ref.grid(7)
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", sorted(list_samplers()))
 def test_each_step_draws_from_the_right_conditional_distribution(name):
     """One step T -> T/2 of each sampler on 24,000 pixels: the state after it, standardised by the
     reference's conditional mean and std given x_T, is N(0, 1) for a stochastic sampler and 0 for
@@ -191,7 +192,7 @@ def test_an_sde_for_mps_keeps_float32_tables_and_elsewhere_float64():
 
 
 @pytest.mark.parametrize("prediction", ["noise", "x0", "direct"])
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", sorted(list_samplers()))
 def test_sampling_on_a_device_without_float64_never_makes_a_float64_tensor(name, prediction):
     sde = MeanRevertingSDE.for_device(CONFIG, "mps")
     mu = torch.from_numpy(_mu()).float()

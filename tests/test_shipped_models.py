@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from irestore import degrade
-from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, create_classifier
+from irestore.conditioning.classifier import DEFAULT_CLASSIFIER
+from irestore.evaluate.metrics import psnr
 from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.labels import LABELS
-from irestore.evaluate.metrics import psnr
 from irestore.pipeline import ALLINONE_MODEL, DEFAULT_MODEL, DERAIN_MODEL, LOWLIGHT_MODEL, Restorer, load_model
-from irestore.registry import network_type
-from irestore.weights import get_source, locate
+from irestore.registry import create_classifier, network_type, weights_source
+from irestore.weights import locate
 
 PHOTO = Path(__file__).parent / "data" / "aitzgorri_crop.png"
 # one degradation of each kind the restorer is trained for, at a fixed, clearly visible level
@@ -45,7 +45,7 @@ def restorer() -> Restorer:
 def test_the_shipped_models_come_from_the_package_and_are_small():
     total = 0
     for name in (ALLINONE_MODEL, DERAIN_MODEL, LOWLIGHT_MODEL, DEFAULT_CLASSIFIER):
-        path, place = locate(get_source(name))
+        path, place = locate(weights_source(name))
         assert place == "package", (name, place)
         total += sum(f.stat().st_size for f in path.parent.iterdir())
         assert (path.parent / "README.md").is_file(), f"{name} has no model card"

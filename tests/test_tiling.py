@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from irestore.models.conditioning import Conditioning
-from irestore.registry import create_network
 from irestore.diffusion.sampling import sample
 from irestore.diffusion.sde import MeanRevertingSDE
 from irestore.diffusion.tiling import TiledDenoiser, blend_weight, tile_grid, tile_starts
+from irestore.models.conditioning import Conditioning
+from irestore.registry import create_network
 from test_networks import _randomise, make_cond
 
 

@@ -18,11 +18,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from irestore.diffusion.checkpoint import load_checkpoint, read_info
 from irestore.cli.app import app
 from irestore.conditioning.classifier import load_classifier
-from irestore.io import image_to_tensor
+from irestore.diffusion.checkpoint import load_checkpoint, read_info
 from irestore.evaluate.metrics import psnr
+from irestore.io import image_to_tensor
 from irestore.pipeline import Restorer
 from irestore.training import ConfigError, build_config, load_config_file, load_run_config, train
 from irestore.training.data import fixed_subset
@@ -122,7 +122,7 @@ def _engine_psnr(restorer: Restorer, items: list[dict]) -> tuple[float, float]:
 
 def test_x0_prediction_run_lowers_the_loss_and_its_checkpoint_samples_in_few_steps(photos, tmp_path, minilm):
     config = build_config(_settings(photos, tmp_path / "x0", prediction="x0", max_steps=40, val_every=40, ema=0.9, val_steps=1))
-    result = train(config, text_encoder=minilm)
+    train(config, text_encoder=minilm)
     task = create_task(config, torch.device("cpu"), torch.float32, minilm)
     batch = task.collate(fixed_subset(build_datasets(config, DistInfo())[0], 16))
     trained, info = load_checkpoint(config.run_dir / "last")

@@ -11,8 +11,9 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from irestore.weights import sources as weights
+from irestore.registry import WEIGHTS, list_weights, register_weights
 from irestore.weights import MissingWeightsError, WeightSource, file_sha256, resolve_weights
+from irestore.weights import sources as weights
 
 PAYLOAD = b"not really weights\n" * 100
 
@@ -23,8 +24,8 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("IRESTORE_OFFLINE", raising=False)
-    weights.load_catalogue()  # the copy must hold every module's weights: they register only once
-    monkeypatch.setattr(weights, "_REGISTRY", dict(weights._REGISTRY))
+    with WEIGHTS.scoped():  # what a test registers is gone after it
+        yield
 
 
 @pytest.fixture
@@ -53,11 +54,11 @@ def _put_in_cache(name: str, filename: str, data: bytes = PAYLOAD) -> Path:
 
 
 def test_ffdnet_is_registered():
-    assert "ffdnet-color" in weights.list_weights()
+    assert "ffdnet-color" in list_weights()
 
 
 def test_explicit_path_wins(tmp_path):
-    weights.register_weights(_source())
+    register_weights(_source())
     _put_in_cache("fake-net", "net.pth")
     explicit = tmp_path / "mine.pth"
     explicit.write_bytes(b"x")
@@ -71,7 +72,7 @@ def test_explicit_missing_path_is_clear(tmp_path):
 
 
 def test_cache_hit():
-    weights.register_weights(_source())
+    register_weights(_source())
     cached = _put_in_cache("fake-net", "net.pth")
     assert resolve_weights("fake-net") == cached
 
@@ -87,7 +88,7 @@ def test_unknown_name_lists_known():
 
 
 def test_package_hit_without_import(fake_package):
-    weights.register_weights(_source(package="irestore_fake_pkg", package_file="data/net.pth"))
+    register_weights(_source(package="irestore_fake_pkg", package_file="data/net.pth"))
     assert resolve_weights("fake-net") == fake_package
     assert "irestore_fake_pkg" not in sys.modules
 
@@ -95,7 +96,7 @@ def test_package_hit_without_import(fake_package):
 def test_cache_beats_package_beats_download(fake_package, tmp_path):
     remote = tmp_path / "remote.pth"
     remote.write_bytes(b"remote")
-    weights.register_weights(_source(package="irestore_fake_pkg", package_file="data/net.pth", url=remote.as_uri()))
+    register_weights(_source(package="irestore_fake_pkg", package_file="data/net.pth", url=remote.as_uri()))
     assert resolve_weights("fake-net", offline=False) == fake_package
     cached = _put_in_cache("fake-net", "net.pth")
     assert resolve_weights("fake-net", offline=False) == cached
@@ -105,7 +106,7 @@ def test_cache_beats_package_beats_download(fake_package, tmp_path):
 def test_offline_error_names_asset_places_and_hint(monkeypatch, tmp_path, how):
     remote = tmp_path / "remote.pth"
     remote.write_bytes(PAYLOAD)
-    weights.register_weights(_source(package="irestore_absent_pkg", url=remote.as_uri()))
+    register_weights(_source(package="irestore_absent_pkg", url=remote.as_uri()))
     if how != "argument":
         monkeypatch.setenv(how, "1")
     with pytest.raises(MissingWeightsError) as info:
@@ -131,7 +132,7 @@ def test_download_file_url_to_cache_with_sha256(tmp_path):
     remote = tmp_path / "remote.pth"
     remote.write_bytes(PAYLOAD)
     digest = hashlib.sha256(PAYLOAD).hexdigest()
-    weights.register_weights(_source(url=remote.as_uri(), sha256=digest))
+    register_weights(_source(url=remote.as_uri(), sha256=digest))
     got = resolve_weights("fake-net", offline=False)
     assert got == weights.irestore_home() / "models" / "fake-net" / "net.pth"
     assert got.read_bytes() == PAYLOAD
@@ -142,7 +143,7 @@ def test_download_file_url_to_cache_with_sha256(tmp_path):
 def test_download_bad_sha256_leaves_nothing(tmp_path):
     remote = tmp_path / "remote.pth"
     remote.write_bytes(PAYLOAD)
-    weights.register_weights(_source(url=remote.as_uri(), sha256="0" * 64))
+    register_weights(_source(url=remote.as_uri(), sha256="0" * 64))
     with pytest.raises(MissingWeightsError, match="sha256 mismatch"):
         resolve_weights("fake-net", offline=False)
     folder = weights.irestore_home() / "models" / "fake-net"
@@ -163,17 +164,17 @@ def test_a_downloaded_alternate_is_checked_against_its_own_sha256(tmp_path, monk
     good = hashlib.sha256(PAYLOAD).hexdigest()
     source = WeightSource(name="fake-net", filename="net.safetensors", hf_repo="org/repo", alternates=("net.pth",),
                           sha256="1" * 64, checksums=(("net.pth", "0" * 64),))
-    weights.register_weights(source)
+    register_weights(source)
     with pytest.raises(MissingWeightsError, match="sha256 mismatch"):
         resolve_weights("fake-net", offline=False)
-    weights.register_weights(replace(source, name="fake-net-2", checksums=(("net.pth", good),)))
+    register_weights(replace(source, name="fake-net-2", checksums=(("net.pth", good),)))
     got = resolve_weights("fake-net-2", offline=False)
     assert got.name == "net.pth" and file_sha256(got) == good
 
 
 def test_a_checked_source_downloads_no_file_without_a_checksum(tmp_path, monkeypatch):
     _hub(tmp_path, monkeypatch, {"net.pth": PAYLOAD})
-    weights.register_weights(WeightSource(name="fake-net", filename="net.safetensors", hf_repo="org/repo",
+    register_weights(WeightSource(name="fake-net", filename="net.safetensors", hf_repo="org/repo",
                                           alternates=("net.pth",), sha256="1" * 64))
     with pytest.raises(MissingWeightsError, match="no sha256 declared for net.pth"):
         resolve_weights("fake-net", offline=False)
@@ -187,10 +188,10 @@ def test_hub_source_builds_resolve_url(monkeypatch):
 
 
 def test_conflicting_registration_rejected():
-    weights.register_weights(_source())
-    weights.register_weights(_source())  # identical: fine
+    register_weights(_source())
+    register_weights(_source())  # identical: fine
     with pytest.raises(ValueError, match="already registered"):
-        weights.register_weights(_source(filename="other.pth"))
+        register_weights(_source(filename="other.pth"))
 
 
 def test_irestore_home_default(monkeypatch):

@@ -20,7 +20,8 @@ from torch import Tensor
 
 from irestore.devices import resolve_device
 from irestore.diffusion.restorer import NonFiniteOutputError, Restorer, activation_bytes_per_pixel
-from irestore.weights import WeightSource, register_weights, resolve_weights
+from irestore.registry import register_weights
+from irestore.weights import WeightSource, resolve_weights
 
 __all__ = ["DEFAULT_MODEL", "MethodModel", "NonFiniteOutputError", "Restorer", "activation_bytes_per_pixel", "check_steps",
            "load_model", "steps_limit"]
@@ -104,7 +105,7 @@ class MethodModel:
     def detected(self, image: Tensor) -> tuple[tuple[str, ...], dict[str, float]]:
         """The labels the method fixes that the default classifier finds, with their severities."""
         if self._classifier is None:
-            from irestore.conditioning.classifier import create_classifier
+            from irestore.registry import create_classifier
 
             self._classifier = create_classifier("degnet", device=self.device)
         found = self._classifier.classify(image)

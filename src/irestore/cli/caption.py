@@ -14,16 +14,16 @@ from rich.table import Table
 
 from irestore.cli.inputs import InputImage, decoded_images
 from irestore.cli.messages import err, fail
-from irestore.conditioning.captioners import Captioner, create_captioner, list_captioners
-from irestore.conditioning.classifier import CLASSIFIER_BACKENDS
+from irestore.conditioning.captioners import Captioner
 from irestore.io import DEFAULT_MAX_PIXELS, atomic_write_text
+from irestore.registry import create_captioner, list_captioners, list_classifiers
 
 
 def caption_command(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
     captioner: Annotated[str, typer.Option(help=f"One of {', '.join(list_captioners())}.")] = "degradation",
     classifier: Annotated[str | None, typer.Option(help="Degradation classifier model (default degnet-default; 'none' for coca alone).")] = None,
-    backend: Annotated[str, typer.Option(help=f"Classifier backend: {' or '.join(CLASSIFIER_BACKENDS)}.")] = "degnet",
+    backend: Annotated[str, typer.Option(help=f"Classifier backend: {' or '.join(list_classifiers())}.")] = "degnet",
     model: Annotated[str | None, typer.Option(help="CoCa model for --captioner coca: coca-b32, ARCH:TAG or ARCH:FILE.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(help="For --captioner file: CSV (path,prompt) or JSONL keyed by relative path.")] = None,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="One probability from which every degradation is named (default: the classifier's calibrated per-label thresholds).")] = None,

@@ -13,15 +13,16 @@ from rich.table import Table
 
 from irestore.cli.inputs import InputImage, decoded_images
 from irestore.cli.messages import err, fail
-from irestore.conditioning.classifier import CLASSIFIER_BACKENDS, Classification, create_classifier
+from irestore.conditioning.classifier import Classification
 from irestore.conditioning.routing import route
 from irestore.io import DEFAULT_MAX_PIXELS, atomic_write_text
 from irestore.labels import LABELS, PRETTY, SEVERITY_SCALES
+from irestore.registry import create_classifier, list_classifiers
 
 
 def classify_command(
     input: Annotated[Path, typer.Argument(help="Image file or folder (walked recursively).")],
-    backend: Annotated[str, typer.Option(help=f"Classifier: {' or '.join(CLASSIFIER_BACKENDS)} (CLIP zero-shot).")] = "degnet",
+    backend: Annotated[str, typer.Option(help=f"Classifier: {' or '.join(list_classifiers())} (CLIP zero-shot).")] = "degnet",
     model: Annotated[str | None, typer.Option(help="Model name or path (default degnet-default; clip: clip-b32 or ARCH:TAG|FILE).")] = None,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="One probability from which every degradation is reported (default: the classifier's calibrated per-label thresholds).")] = None,
     show_route: Annotated[bool, typer.Option("--route", help="Say which restorations each image needs, in order.")] = False,

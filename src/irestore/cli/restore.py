@@ -29,12 +29,12 @@ from irestore.batch_report import REPORT_STEM
 from irestore.cli.messages import err, fail
 from irestore.cli.restore_progress import BatchProgress
 from irestore.devices import DEVICES, PRECISIONS
-from irestore.diffusion.sampling import SAMPLERS
 from irestore.diffusion.tiling import memory_limit
 from irestore.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from irestore.pipeline import DEFAULT_MODEL
+from irestore.registry import list_samplers
+from irestore.restorers.catalogue import ENSEMBLE
 from irestore.restorers.ensemble import COUNTS
-from irestore.restorers.registry import ENSEMBLE
 
 FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "TIF": "TIFF", "TIFF": "TIFF", "WEBP": "WEBP", "BMP": "BMP"}
 
@@ -55,7 +55,7 @@ def restore(
     captioner: Annotated[str, typer.Option(help="Captioner for --prompt-from-caption: degradation, coca or file.")] = "degradation",
     files_from: Annotated[Path | None, typer.Option(help="Text file listing inputs (relative to INPUT), one per line.")] = None,
     steps: Annotated[int | None, typer.Option(min=1, max=1000, help="Sampler steps (default: the model's).")] = None,
-    sampler: Annotated[str | None, typer.Option(help=f"One of {', '.join(SAMPLERS)} (default: the model's).")] = None,
+    sampler: Annotated[str | None, typer.Option(help=f"One of {', '.join(list_samplers())} (default: the model's).")] = None,
     tile: Annotated[int | None, typer.Option(min=0, help="Tile size in px; 0 = never tile; default: from free memory.")] = None,
     tile_overlap: Annotated[int, typer.Option(min=0, help="Overlap between tiles in px.")] = 32,
     batch_size: Annotated[int, typer.Option(min=1, help="Tiles evaluated per network call.")] = 4,
@@ -78,8 +78,8 @@ def restore(
     fmt = FORMATS.get(format.upper()) if format else None
     if format and fmt is None:
         fail(f"--format {format}: choose one of {', '.join(FORMATS)}")
-    if sampler and sampler not in SAMPLERS:
-        fail(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
+    if sampler and sampler not in list_samplers():
+        fail(f"--sampler {sampler}: choose one of {', '.join(list_samplers())}")
     memory = _memory_size(max_memory)
     if tile and tile <= tile_overlap:
         fail(f"--tile {tile} must be larger than --tile-overlap {tile_overlap}")
@@ -219,8 +219,8 @@ def _load_planned(plan: str, device: str, seed: int, refine: bool, ensemble: int
 
 
 def _load_captioner(name: str, device: str):
-    from irestore.conditioning.captioners import create_captioner
     from irestore.devices import resolve_device
+    from irestore.registry import create_captioner
 
     try:
         options = {} if name == "file" else {"device": str(resolve_device(device))}

@@ -11,17 +11,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from irestore.conditioning.classifier import Classification, Classifier, create_classifier
+from irestore.conditioning.classifier import Classification, Classifier
 from irestore.conditioning.coca import GenerationSettings, caption_text, generate_tokens
 from irestore.conditioning.open_clip_models import DEFAULT_COCA, OpenClipModel, load_open_clip
 from irestore.degrade import PRIMARY
+from irestore.registry import create_classifier, register_captioner
 
 # label -> (degrade.py type whose severity bands name the adjective, noun phrase)
 _WORDING = {
@@ -170,19 +170,6 @@ class FileCaptioner(Captioner):
         raise CaptionError(f"{path}: no caption: no sidecar {sidecar}{where}")
 
 
-CAPTIONERS: dict[str, Callable[..., Captioner]] = {
-    "degradation": DegradationCaptioner.create,
-    "coca": CocaCaptioner.create,
-    "file": FileCaptioner.create,
-}
-
-
-def list_captioners() -> list[str]:
-    return list(CAPTIONERS)
-
-
-def create_captioner(name: str, **options) -> Captioner:
-    """A registered captioner; ``options`` go to its ``create`` (see each class)."""
-    if name not in CAPTIONERS:
-        raise KeyError(f"unknown captioner {name!r}; choose one of {', '.join(list_captioners())}")
-    return CAPTIONERS[name](**options)
+register_captioner("degradation", DegradationCaptioner.create)
+register_captioner("coca", CocaCaptioner.create)
+register_captioner("file", FileCaptioner.create)

@@ -51,7 +51,8 @@ from irestore.models.files import (
     weights_file,
     write_checkpoint_folder,
 )
-from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
+from irestore.registry import create_classifier, register_classifier, register_weights
+from irestore.weights import WeightSource, file_sha256, resolve_weights
 
 FORMAT = "irestore-classifier"
 FORMAT_VERSION = 2
@@ -281,26 +282,19 @@ class DegradationClassifier:
         return probabilities.mean(0), (severity * weights).sum(0) / weights.sum(0)
 
 
-CLASSIFIER_BACKENDS = ("degnet", "clip")
+def _degnet_classifier(model, device, offline, threshold=None) -> Classifier:
+    return DegradationClassifier.from_pretrained(model or DEFAULT_CLASSIFIER, device, offline, threshold=threshold)
 
 
-def create_classifier(
-    backend: str = "degnet",
-    model: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    threshold: float | None = None,
-    offline: bool | None = None,
-) -> Classifier:
-    """A degradation classifier: ``degnet`` (a DegNet checkpoint or store name, default
-    ``degnet-default``) or ``clip`` (zero-shot, any open_clip CLIP spec, default ``clip-b32``)."""
-    if backend == "degnet":
-        return DegradationClassifier.from_pretrained(model or DEFAULT_CLASSIFIER, device, offline, threshold=threshold)
-    if backend == "clip":
-        from irestore.conditioning.clip_zeroshot import ClipZeroShotClassifier
-        from irestore.conditioning.open_clip_models import DEFAULT_CLIP
+def _clip_classifier(model, device, offline, threshold=None) -> Classifier:
+    from irestore.conditioning.clip_zeroshot import ClipZeroShotClassifier
+    from irestore.conditioning.open_clip_models import DEFAULT_CLIP
 
-        return ClipZeroShotClassifier.from_pretrained(model or DEFAULT_CLIP, device, offline, threshold=threshold)
-    raise ValueError(f"unknown classifier backend {backend!r}; choose one of {', '.join(CLASSIFIER_BACKENDS)}")
+    return ClipZeroShotClassifier.from_pretrained(model or DEFAULT_CLIP, device, offline, threshold=threshold)
+
+
+register_classifier("degnet", _degnet_classifier)
+register_classifier("clip", _clip_classifier)  # zero-shot, any open_clip CLIP spec
 
 
 def classifier_from_name(name: str, device: str | torch.device = "cpu") -> Classifier:

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from irestore.weights import MissingWeightsError, WeightSource, get_source, register_weights, resolve_weights
+from irestore.registry import register_weights, weights_source
+from irestore.weights import MissingWeightsError, WeightSource, resolve_weights
 
 LOCAL_DIR = "local-dir:"
 SAFE_WEIGHTS = "open_clip_model.safetensors"  # open_clip's names for a hub repo's weights
@@ -154,7 +155,7 @@ def weight_source(spec: OpenClipSpec) -> WeightSource:
     """The store entry of a tag spec, registered on first use."""
     name = store_name(spec)
     if name in _ALIAS_REPOS:
-        return get_source(name)
+        return weights_source(name)
     source = _source(name, spec, tag_config(spec))
     register_weights(source)
     return source

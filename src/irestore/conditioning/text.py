@@ -11,12 +11,13 @@ import importlib.util
 import os
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from irestore.registry import register_text_encoder
 
 
 @dataclass(frozen=True)
@@ -139,17 +140,6 @@ class ClipTextEncoder(TextEncoder):
         return TextEmbedding(tokens.cpu(), mask, torch.nn.functional.normalize(pooled, dim=-1).cpu())
 
 
-# family -> factory; ``family:argument`` passes the argument (a CLIP spec, a MiniLM folder)
-TEXT_ENCODERS: dict[str, Callable[..., TextEncoder]] = {"minilm": MiniLMTextEncoder, "clip": ClipTextEncoder}
-
-
-def list_text_encoders() -> list[str]:
-    return sorted(TEXT_ENCODERS)
-
-
-def create_text_encoder(name: str) -> TextEncoder:
-    """``minilm``, ``clip`` or ``clip:SPEC`` (see :class:`ClipTextEncoder`)."""
-    family, _, argument = name.partition(":")
-    if family not in TEXT_ENCODERS:
-        raise KeyError(f"unknown text encoder {name!r}; registered: {', '.join(list_text_encoders())}")
-    return TEXT_ENCODERS[family](argument) if argument else TEXT_ENCODERS[family]()
+# ``family:argument`` passes the argument (a CLIP spec, a MiniLM folder) to the factory
+register_text_encoder("minilm", MiniLMTextEncoder)
+register_text_encoder("clip", ClipTextEncoder)

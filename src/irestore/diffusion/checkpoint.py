@@ -15,8 +15,9 @@ import torch
 from irestore import __version__
 from irestore.diffusion.sampling import check_prediction
 from irestore.diffusion.sde import SDEConfig
+from irestore.models.catalogue import NetworkConfig
 from irestore.models.files import CheckpointError, load_weights_strict, read_config, write_checkpoint_folder
-from irestore.registry import NETWORK_TYPES, NetworkConfig, build_network, network_type
+from irestore.registry import NETWORK_FAMILIES, build_network, network_type
 
 FORMAT = "irestore-restorer"
 FORMAT_VERSION = 1
@@ -64,11 +65,11 @@ class CheckpointInfo:
             )
         network = data.get("network")
         kind = network.get("type", "erunet") if isinstance(network, dict) else None  # v1 files before m3unet: erunet
-        if kind not in NETWORK_TYPES:
-            raise CheckpointError(f"{source}: unknown network type {kind!r}; this irestore builds {', '.join(NETWORK_TYPES)}")
+        if kind not in NETWORK_FAMILIES:
+            raise CheckpointError(f"{source}: unknown network type {kind!r}; this irestore builds {', '.join(NETWORK_FAMILIES.names())}")
         try:
             return cls(
-                network=NETWORK_TYPES[kind][0].from_dict(data["network"]["config"]),
+                network=NETWORK_FAMILIES.get(kind)[0].from_dict(data["network"]["config"]),
                 sde=SDEConfig(**data["sde"]),
                 text_encoder=data["text_encoder"]["name"],
                 text_dim=int(data["text_encoder"]["dim"]),

@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from irestore.conditioning.text import TextEncoder, create_text_encoder
+from irestore.conditioning.text import TextEncoder
 from irestore.devices import keep_freed_memory_mapped, resolve_device, resolve_precision
 from irestore.diffusion.checkpoint import CheckpointInfo, load_checkpoint
-from irestore.diffusion.sampling import DEFAULT_STEPS, StepCallback, get_sampler, sample
+from irestore.diffusion.sampling import StepCallback, sample
 from irestore.diffusion.sde import MeanRevertingSDE
 from irestore.diffusion.tiling import TiledDenoiser, choose_tile
 from irestore.models.conditioning import Conditioning
 from irestore.models.files import weights_file
+from irestore.registry import create_sampler, create_text_encoder, default_steps
 from irestore.weights import file_sha256, resolve_weights
 
 if TYPE_CHECKING:
@@ -101,8 +102,8 @@ class Restorer:
     def sampler_settings(self, sampler: str | None, steps: int | None) -> tuple[str, int]:
         """The sampler and step count a call will use: the checkpoint's defaults fill the gaps."""
         sampler = sampler or self.info.default_sampler
-        get_sampler(sampler)  # fail early on a bad name
-        default = self.info.default_steps if sampler == self.info.default_sampler else DEFAULT_STEPS[sampler]
+        create_sampler(sampler)  # fail early on a bad name
+        default = self.info.default_steps if sampler == self.info.default_sampler else default_steps(sampler)
         return sampler, steps or default
 
     def restore(

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from irestore.diffusion.sde import MeanRevertingSDE
 from irestore.models.conditioning import Conditioning
+from irestore.registry import create_sampler, register_sampler
 
 
 class NoisePredictor(Protocol):
@@ -96,12 +97,9 @@ def sample_ddim(model, lq, sde, cond, steps=None, generator=None, callback=None)
     return sample_posterior(model, lq, sde, cond, steps, generator, callback, stochastic=False)
 
 
-SAMPLERS: dict[str, Callable[..., Tensor]] = {
-    "euler": sample_euler,
-    "posterior": sample_posterior,
-    "ddim": sample_ddim,
-}
-DEFAULT_STEPS = {"euler": 100, "posterior": 10, "ddim": 10}
+register_sampler("euler", sample_euler, default_steps=100)
+register_sampler("posterior", sample_posterior, default_steps=10)
+register_sampler("ddim", sample_ddim, default_steps=10)
 # What the network outputs: the noise ε of x_t (IR-SDE's parameterisation), or the clean image
 # x̂_0 as a correction to the degraded image μ (x̂_0 = μ + output), which a briefly trained model
 # predicts far better at large t, so few-step sampling works; or "direct": a regressor that sees
@@ -133,12 +131,6 @@ def as_noise_predictor(model: NoisePredictor, sde: MeanRevertingSDE, prediction:
     return predict_noise
 
 
-def get_sampler(name: str) -> Callable[..., Tensor]:
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[name]
-
-
 @torch.inference_mode()
 def sample(
     model: NoisePredictor,
@@ -157,4 +149,4 @@ def sample(
         lq = lq.float()
         return x0_from_output(model(lq, lq, torch.zeros(lq.shape[0], device=lq.device), cond).float(), lq)
     predictor = as_noise_predictor(model, sde, prediction)
-    return get_sampler(sampler)(predictor, lq.float(), sde, cond, steps, generator, callback)
+    return create_sampler(sampler)(predictor, lq.float(), sde, cond, steps, generator, callback)

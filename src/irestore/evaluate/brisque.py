@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 from scipy import special
 
-from irestore.weights import WeightSource, register_weights, resolve_weights
+from irestore.registry import register_weights
+from irestore.weights import WeightSource, resolve_weights
 
 __all__ = ["Brisque", "BrisqueModelError", "brisque_features"]
 

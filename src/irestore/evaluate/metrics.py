@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from irestore.weights import MissingWeightsError, WeightSource, register_weights, resolve_weights
+from irestore.registry import register_weights
+from irestore.weights import MissingWeightsError, WeightSource, resolve_weights
 
 __all__ = [
     "DEFAULT_PROTOCOL",

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field, replace
 from torch import Tensor
 
 from irestore import observe
-from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, Classification, Classifier, create_classifier
+from irestore.conditioning.classifier import DEFAULT_CLASSIFIER, Classification, Classifier
 from irestore.plan.intent import Intent, parse_intent
 from irestore.plan.pool import DEFAULT_POOL, GENERATIVE_POOL, pool_loaders, preferences
 from irestore.plan.search import MODES, Plan, Planner, PlannerSettings, explicit_plan, step_texts
+from irestore.registry import create_classifier, method_info
 from irestore.restorers.base import RunSettings
-from irestore.restorers.registry import ENSEMBLE, method_info
+from irestore.restorers.catalogue import ENSEMBLE
 
 USER_PROMPT_SOURCES = ("--prompt", "prompt-file", "sidecar")  # a person wrote these: their steps are forced
 REFINE_MEMBER = "allinone-small"

@@ -21,8 +21,9 @@ from torch import Tensor
 from irestore.plan.adaptive import AdaptiveRestorer
 from irestore.plan.pool import DEFAULT_POOL
 from irestore.plan.search import Plan, PlanStep
+from irestore.registry import register_restorer
 from irestore.restorers.base import Card, Condition, RestorationMethod, RunSettings
-from irestore.restorers.registry import MethodInfo, register_restorer
+from irestore.restorers.catalogue import MethodInfo
 
 PREFIX = "plan:"
 REFINE_SUFFIX = "+refine"  # plan:auto+refine: the search may end with a diffusion refinement

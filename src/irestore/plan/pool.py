@@ -24,7 +24,7 @@ from functools import partial
 
 from irestore.plan.search import FIXED_ORDER
 from irestore.restorers import RestorationMethod, create_restorer, method_info
-from irestore.restorers.registry import ENSEMBLE
+from irestore.restorers.catalogue import ENSEMBLE
 
 DEFAULT_POOL = ("ffdnet-color", "pnp-deblur", "waifu2x-photo", "derain", "allinone-small", "gamma")
 GENERATIVE_POOL = ("realesrgan-x4plus",)  # used only when the prompt asks for detail (see plan.intent)

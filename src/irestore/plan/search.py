@@ -30,9 +30,9 @@ from irestore.conditioning.classifier import DEGRADATIONS, Classification, Class
 from irestore.labels import UNDO_ORDER
 from irestore.plan.intent import Intent
 from irestore.plan.proxy import ProxySettings, proxy_views, view_scales
+from irestore.registry import method_info
 from irestore.restorers.base import Card, Condition, MethodSkipped, RestorationMethod, RunSettings
 from irestore.restorers.ensemble import SelfEnsemble
-from irestore.restorers.registry import method_info
 
 FIXED_ORDER = UNDO_ORDER  # the order without evaluation: compression, noise, blur, rain, low light, haze, resolution
 

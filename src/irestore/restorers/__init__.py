@@ -2,9 +2,10 @@
 
 The benchmark compares them and the planner picks from them: classical filters (dcp, gamma,
 nlm, cbm3d, wiener, rl, bicubic), pretrained networks (ffdnet-color) and irestore's own diffusion
-restorers (allinone-small, ``irestore:MODEL@STEPS``). `create_restorer(spec)` builds one by name.
+restorers (allinone-small, ``irestore:MODEL@STEPS``). `create_restorer(spec)` (from :mod:`irestore.registry`, re-exported here) builds one by name.
 """
 
+from irestore.registry import RESTORERS, create_restorer, list_restorers, method_info, register_restorer
 from irestore.restorers.base import (
     FAMILIES,
     ArrayMethod,
@@ -15,15 +16,8 @@ from irestore.restorers.base import (
     RestorationMethod,
     RunSettings,
 )
+from irestore.restorers.catalogue import MethodInfo
 from irestore.restorers.ffdnet import FFDNetDenoiser, estimate_noise_sigma
-from irestore.restorers.registry import (
-    RESTORERS,
-    MethodInfo,
-    create_restorer,
-    list_restorers,
-    method_info,
-    register_restorer,
-)
 
 __all__ = [
     "FAMILIES",

@@ -25,8 +25,9 @@ from irestore.models.ncnn import NcnnGraph, read_ncnn
 from irestore.models.rrdbnet import rrdbnet_from_ncnn
 from irestore.models.srvgg import srvgg_from_ncnn
 from irestore.models.upconv7 import PADDING, upconv7_from_ncnn
+from irestore.registry import register_weights
 from irestore.restorers.base import RunSettings
-from irestore.weights import WeightSource, file_sha256, register_weights, resolve_weights
+from irestore.weights import WeightSource, file_sha256, resolve_weights
 
 __all__ = ["PORTED", "PortedModel", "PortedNetwork", "content_size", "load_ported", "resize_to", "settings_tile", "weights_fingerprint", "wheel_licence"]
 

@@ -17,25 +17,27 @@ from torch import Tensor, nn
 from torch.utils.data import default_collate
 
 from irestore.conditioning.classifier import ClassifierInfo, load_classifier, save_classifier
-from irestore.conditioning.text import TextEncoder, create_text_encoder
+from irestore.conditioning.text import TextEncoder
 from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
 from irestore.diffusion.sampling import sample, x0_from_output
 from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 from irestore.evaluate.metrics import psnr, ssim
 from irestore.labels import LABELS
+from irestore.models.catalogue import NetworkConfig
 from irestore.models.conditioning import Conditioning
 from irestore.models.degnet import DegNet, DegNetConfig, classifier_loss
 from irestore.models.m3unet import M3UNetConfig
-from irestore.registry import NetworkConfig, build_network, network_config
+from irestore.registry import (
+    build_network,
+    classifier_network_config,
+    create_text_encoder,
+    list_classifier_networks,
+    network_config,
+)
 from irestore.training.config import ConfigError, TrainConfig
 
 Autocast = Callable[[], AbstractContextManager]
 
-CLASSIFIER_CONFIGS: dict[str, DegNetConfig] = {
-    "degnet": DegNetConfig(),
-    "degnet-small": DegNetConfig(channels=(16, 32, 64, 96), blocks=(1, 1, 1, 1), embed_dim=32),
-    "degnet-tiny": DegNetConfig(channels=(8, 16, 24, 32), blocks=(1, 1, 1, 1), embed_dim=16),
-}
 VALIDATION_SEED = 1234  # the same sampler noise at every validation, so scores are comparable
 
 
@@ -275,10 +277,10 @@ class ClassifierTask(Task):
 
     def __init__(self, config: TrainConfig, device: torch.device, autocast: Autocast):
         super().__init__(config, device, autocast)
-        if config.model not in CLASSIFIER_CONFIGS:
-            raise ConfigError(f"unknown classifier model {config.model!r}; choose one of {', '.join(CLASSIFIER_CONFIGS)}")
+        if config.model not in list_classifier_networks():
+            raise ConfigError(f"unknown classifier model {config.model!r}; choose one of {', '.join(list_classifier_networks())}")
         try:
-            self.network_config = DegNetConfig.from_dict({**CLASSIFIER_CONFIGS[config.model].to_dict(), **config.model_overrides})
+            self.network_config = DegNetConfig.from_dict({**classifier_network_config(config.model).to_dict(), **config.model_overrides})
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model_overrides for {config.model!r}: {error}") from error
         self.network = DegNet(self.network_config).to(device)

@@ -27,18 +27,17 @@ from pathlib import Path
 
 import platformdirs
 
+from irestore.registry import WEIGHTS, list_weights, register_weights
+
 __all__ = [
     "MissingWeightsError",
     "WeightSource",
     "cache_path",
     "file_sha256",
     "find_local",
-    "get_source",
     "irestore_home",
     "is_offline",
-    "list_weights",
     "locate",
-    "register_weights",
     "resolve_weights",
 ]
 
@@ -108,46 +107,6 @@ class WeightSource:
         return None
 
 
-_REGISTRY: dict[str, WeightSource] = {}
-# the modules that declare weights (each registers its own next to the code that loads them); they are
-# imported before a name is looked up, so no lookup depends on what happened to be imported first
-CATALOGUE = ("irestore.pipeline", "irestore.conditioning.classifier", "irestore.conditioning.open_clip_models",
-             "irestore.evaluate.metrics", "irestore.restorers.ported", "irestore.evaluate.brisque")
-_catalogue_loaded: list[bool] = [False]
-
-
-def load_catalogue() -> None:
-    """Import every module of CATALOGUE once (they call register_weights at import)."""
-    if _catalogue_loaded[0]:
-        return
-    _catalogue_loaded[0] = True
-    for module in CATALOGUE:
-        importlib.import_module(module)
-
-
-def register_weights(source: WeightSource) -> None:
-    """Register a named asset; re-registering the identical source is a no-op."""
-    known = _REGISTRY.get(source.name)
-    if known is not None and known != source:
-        raise ValueError(f"weights {source.name!r} are already registered with a different source")
-    _REGISTRY[source.name] = source
-
-
-def list_weights() -> list[str]:
-    """Names of all registered assets, sorted."""
-    load_catalogue()
-    return sorted(_REGISTRY)
-
-
-def get_source(name: str) -> WeightSource:
-    """The registered source of ``name``; KeyError naming the registered ones otherwise."""
-    if name not in _REGISTRY:
-        load_catalogue()
-    if name not in _REGISTRY:
-        raise KeyError(f"no registered weights named {name!r}; registered: {', '.join(list_weights()) or 'none'}")
-    return _REGISTRY[name]
-
-
 def irestore_home() -> Path:
     """The cache root: ``$IRESTORE_HOME`` or the user cache directory (not created here)."""
     env = os.environ.get("IRESTORE_HOME")
@@ -186,9 +145,7 @@ def resolve_weights(name_or_path: str | os.PathLike, *, offline: bool | None = N
     explicit file/folder path, or else the folder ``<IRESTORE_HOME>/models/<name>``.
     """
     text = os.fspath(name_or_path)
-    if text not in _REGISTRY and not Path(text).exists():
-        load_catalogue()
-    source = _REGISTRY.get(text)
+    source = WEIGHTS.find(text, load=not Path(text).exists())  # a path needs no catalogue
     if source is None:
         return _resolve_unregistered(text)
     looked: list[str] = []

@@ -13,15 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from irestore.io import atomic_path, atomic_write_text
+from irestore.registry import WEIGHTS, list_weights, weights_source
 from irestore.weights import (
     MissingWeightsError,
     WeightSource,
     cache_path,
     file_sha256,
     find_local,
-    get_source,
-    list_weights,
-    load_catalogue,
     locate,
     resolve_weights,
 )
@@ -52,9 +50,9 @@ class ModelStatus:
 
 def source_for(name: str) -> WeightSource:
     """The registered source of a name, or of an open_clip ``ARCH:TAG`` (registered on the way)."""
-    load_catalogue()
+    WEIGHTS.load()
     if name in list_weights():
-        return get_source(name)
+        return weights_source(name)
     if ":" in name:
         from irestore.conditioning.open_clip_models import parse_spec, weight_source
 
@@ -82,7 +80,7 @@ def model_status(name: str) -> ModelStatus:
 
 
 def list_models() -> list[ModelStatus]:
-    load_catalogue()
+    WEIGHTS.load()
     return [model_status(name) for name in list_weights()]
 
 
@@ -229,7 +227,7 @@ def verify_model(name: str) -> Verification:
 
 
 def verify_models(names: list[str] | None = None) -> list[Verification]:
-    load_catalogue()
+    WEIGHTS.load()
     return [verify_model(name) for name in (names or list_weights())]
 
 

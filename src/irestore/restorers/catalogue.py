@@ -1,7 +1,8 @@
-"""Restoration methods by name, one registry for the benchmark and the planner's pool.
+"""The restoration methods by name, declared in :mod:`irestore.registry` for the benchmark and the
+planner's pool, and how a spec resolves to one.
 
-``create_restorer(spec)`` builds one (loading its weights); ``list_restorers()`` lists them with
-their cards, which need no weights. ``spec`` is a registered name (``ffdnet-color``, ``dcp``, ...),
+``irestore.registry.create_restorer(spec)`` builds one (loading its weights);
+``list_restorers()`` lists them with their cards, which need no weights. ``spec`` is a registered name (``ffdnet-color``, ``dcp``, ...),
 ``irestore:MODEL@STEPS[:SAMPLER][:blind]`` for any diffusion checkpoint, or a form another module
 registers (the planner registers ``plan:auto``, ``plan:fixed``, ``plan:oracle`` and explicit plans).
 """
@@ -12,20 +13,11 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from irestore.registry import RESTORERS, create_restorer, register_restorer
 from irestore.restorers.base import Card, RestorationMethod
 from irestore.restorers.diffusion import ALL_LABELS, PREFIX, DiffusionMethod
 
-__all__ = [
-    "ALIASES",
-    "ENSEMBLE",
-    "RESTORERS",
-    "MethodInfo",
-    "create_restorer",
-    "list_restorers",
-    "method_info",
-    "register_restorer",
-    "split_ensemble",
-]
+__all__ = ["ENSEMBLE", "MethodInfo", "split_ensemble"]
 
 Builder = Callable[[str, str, int], RestorationMethod]  # (spec, device, seed) -> method
 
@@ -130,14 +122,6 @@ def _diffusion(spec: str, device: str, seed: int) -> RestorationMethod:
 _DIFFUSION_CARD = Card(f"{PREFIX}MODEL@STEPS", "irestore diffusion model (any checkpoint)", fixes=ALL_LABELS,
                        any_input=True, parameters="text description as prompt (none with :blind)")
 
-RESTORERS: dict[str, MethodInfo] = {}
-ALIASES = {"ffdnet": "ffdnet-color"}  # the benchmark's earlier name
-
-
-def register_restorer(info: MethodInfo) -> None:
-    RESTORERS[info.name] = info
-
-
 for _info in (
     MethodInfo("identity", _card("identity", "Identity"), _simple("identity", "Identity")),
     MethodInfo("ffdnet-color", _card("ffdnet", "FFDNetMethod"), _ffdnet),
@@ -156,19 +140,7 @@ for _info in (
     MethodInfo(PREFIX, _DIFFUSION_CARD, _diffusion, prefix=True),
 ):
     register_restorer(_info)
-
-_PLUGINS = ("irestore.plan.methods",)  # modules that register further forms when imported
-
-
-def _load_plugins() -> None:
-    for module in _PLUGINS:
-        importlib.import_module(module)
-
-
-def list_restorers() -> list[MethodInfo]:
-    """Every registered method and form, in registration order."""
-    _load_plugins()
-    return list(RESTORERS.values())
+RESTORERS.alias("ffdnet", "ffdnet-color")  # the benchmark's earlier name
 
 
 ENSEMBLE = "+ensemble"  # NAME+ensembleN: the method under an N-fold self-ensemble
@@ -184,26 +156,24 @@ def split_ensemble(spec: str) -> tuple[str, int]:
     return base, int(count)
 
 
-def method_info(spec: str) -> MethodInfo:
-    """The registry entry for a name or spec. Raises KeyError for unknown ones."""
+def resolve(spec: str) -> MethodInfo:
+    """The entry for a name or spec: a registered name (or alias), a self-ensemble of one
+    (``NAME+ensembleN``), or a form registered as a prefix (``irestore:``, ``plan:``)."""
     base, count = split_ensemble(spec)
     if count != 1:
         from irestore.restorers.ensemble import SelfEnsemble, ensemble_card
 
-        card = ensemble_card(method_info(base).card, count)
+        card = ensemble_card(resolve(base).card, count)
         return MethodInfo(spec, card, lambda _spec, device, seed: SelfEnsemble(create_restorer(base, device, seed), count))
-    _load_plugins()
-    spec = ALIASES.get(spec, spec)
-    if spec in RESTORERS and not RESTORERS[spec].prefix:
-        return RESTORERS[spec]
-    for info in RESTORERS.values():
+    spec = RESTORERS.canonical(spec)
+    entries = dict(RESTORERS.items())
+    if spec in entries and not entries[spec].prefix:
+        return entries[spec]
+    for info in entries.values():
         if info.prefix and spec.startswith(info.name) and len(spec) > len(info.name):
             return info
-    known = ", ".join(i.name + ("…" if i.prefix else "") for i in RESTORERS.values())
+    known = ", ".join(i.name + ("…" if i.prefix else "") for i in entries.values())
     raise KeyError(f"unknown method {spec!r}; known: {known}")
 
 
-def create_restorer(spec: str, device: str = "cpu", seed: int = 0) -> RestorationMethod:
-    """Build a method (loads its weights). Raises KeyError for unknown names."""
-    info = method_info(spec)
-    return info.build(ALIASES.get(spec, spec), device, seed)
+RESTORERS.set_resolver(resolve)
