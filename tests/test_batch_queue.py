@@ -4,7 +4,7 @@ import queue
 
 import pytest
 
-from irestore.batch_queue import PixelQueue
+from irestore.batch.queue import PixelQueue
 
 
 def test_queue_is_bounded_by_pixels_and_count_and_an_oversize_item_passes_alone():

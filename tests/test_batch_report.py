@@ -19,9 +19,10 @@ from PIL import Image as PILImage
 from skimage import data
 from skimage.metrics import structural_similarity
 
-from irestore import batch_report, batch_report_html
-from irestore.batch_quality import BRISQUE_HINT, QualityMeter
-from irestore.batch_report import add_record, build_report, crop_window, read_records, write_previews, write_report
+from irestore.batch import report as batch_report
+from irestore.batch import report_html as batch_report_html
+from irestore.batch.quality import BRISQUE_HINT, QualityMeter
+from irestore.batch.report import add_record, build_report, crop_window, read_records, write_previews, write_report
 
 PHOTO = Path(__file__).parent / "data" / "aitzgorri_crop.png"
 

@@ -14,11 +14,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "irestore"
 
 # bottom first: a module may import its own stage and the stages below it, never above
 STAGES = [
-    ("foundations", ("irestore", "irestore.labels", "irestore.devices", "irestore.observe")),
+    ("foundations", ("irestore", "irestore.labels", "irestore.devices", "irestore.observe", "irestore.registry")),
     ("io", ("irestore.io",)),
     ("weights", ("irestore.weights",)),
     ("degrade", ("irestore.degrade",)),
-    ("models", ("irestore.models", "irestore.registry")),
+    ("models", ("irestore.models",)),
     ("data", ("irestore.data",)),
     ("evaluate", ("irestore.evaluate",)),
     ("conditioning", ("irestore.conditioning",)),
@@ -28,7 +28,7 @@ STAGES = [
     ("pipeline", ("irestore.pipeline",)),
     ("training", ("irestore.training",)),
     ("model store", ("irestore.weights.store",)),
-    ("batch", ("irestore.batch", "irestore.batch_quality", "irestore.batch_queue", "irestore.batch_report", "irestore.batch_report_html", "irestore.batch_resume")),
+    ("batch", ("irestore.batch", "irestore.batch.quality", "irestore.batch.queue", "irestore.batch.report", "irestore.batch.report_html", "irestore.batch.resume")),
     ("benchmark", ("irestore.benchmark",)),
     ("cli", ("irestore.cli", "irestore.__main__")),
 ]

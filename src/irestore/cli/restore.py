@@ -25,7 +25,7 @@ from irestore.batch import (
     run_batch,
     summary_dict,
 )
-from irestore.batch_report import REPORT_STEM
+from irestore.batch.report import REPORT_STEM
 from irestore.cli.messages import err, fail
 from irestore.cli.restore_progress import BatchProgress
 from irestore.devices import DEVICES, PRECISIONS
@@ -249,8 +249,8 @@ def _print_plan(jobs, decisions, as_json: bool) -> None:
 
 
 def _reporting(folder: Path, device: str):
-    from irestore.batch_quality import QualityMeter
-    from irestore.batch_report import ReportWriter
+    from irestore.batch.quality import QualityMeter
+    from irestore.batch.report import ReportWriter
     from irestore.devices import resolve_device
 
     meter = QualityMeter(device=str(resolve_device(device)))

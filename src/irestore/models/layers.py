@@ -172,6 +172,8 @@ class TextImageFusion(nn.Module):
     def _degradation_term(self, degradation: Tensor | None, present: Tensor | None, dtype: torch.dtype) -> Tensor:
         absent = self.absent_degradation.to(dtype)
         if degradation is None:
+            if self.training:  # keep the projection in the graph (zero gradient): DDP needs every parameter used
+                return absent + 0 * self.degradation_mlp(absent.new_zeros(1, self.degradation_mlp[0].in_features))[0]
             return absent
         projected = self.degradation_mlp(degradation.to(dtype))
         return projected if present is None else torch.where(present[:, None], projected, absent)

@@ -186,7 +186,7 @@ class RestorerTask(Task):
         else:
             degradation = self._degradation_embedding(batch["lq"])
         present = None
-        if degradation is not None and generator is not None and self.config.degradation_dropout > 0:
+        if degradation is not None and generator is not None:  # a mask even at p = 0: DDP needs every parameter used
             present = (torch.rand(degradation.shape[0], generator=generator) >= self.config.degradation_dropout).to(self.device)
         return Conditioning(tokens.to(self.device), mask.to(self.device), pooled.to(self.device), degradation, present)
 

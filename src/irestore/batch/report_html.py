@@ -15,7 +15,7 @@ import html
 import json
 from pathlib import Path
 
-from irestore.batch_report import metric_lines, summary_lines
+from irestore.batch.report_lines import metric_lines, summary_lines
 
 INLINE_LIMIT = 60  # images whose previews are embedded in the page
 PAGE_SIZE = 24

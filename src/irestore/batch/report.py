@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from irestore.batch.report_html import render_page
+from irestore.batch.report_lines import cell, metric_lines, summary_lines
 from irestore.evaluate.metrics import PROTOCOLS
 from irestore.io import REPORT_FILES_DIR, atomic_path, atomic_write_text, remove_stale_temps
 
@@ -209,43 +211,12 @@ def report_paths(folder: Path) -> dict[str, Path]:
 
 def write_report(folder: Path, report: dict) -> dict[str, Path]:
     """Write the JSON, Markdown and HTML files (each atomically); returns their paths."""
-    from irestore.batch_report_html import render_page
-
     folder.mkdir(parents=True, exist_ok=True)
     paths = report_paths(folder)
     atomic_write_text(paths["json"], json.dumps(report, ensure_ascii=False, indent=1, default=str))
     atomic_write_text(paths["md"], markdown(report))
     atomic_write_text(paths["html"], render_page(report, folder))
     return paths
-
-
-def _cell(value, digits: int = 2) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def summary_lines(report: dict) -> list[str]:
-    """The run in sentences, for the Markdown and HTML pages."""
-    s, protocol = report["summary"], report["protocol"]
-    lines = [f"{s['done']} restored, {s['failed']} failed; generated {report['generated']}."]
-    if "mean_psnr" in s:
-        lines.append(f"With references: mean PSNR {_cell(s.get('mean_psnr_input'))} → {_cell(s['mean_psnr'])} dB, "
-                     f"SSIM {_cell(s.get('mean_ssim_input'), 4)} → {_cell(s.get('mean_ssim'), 4)}; "
-                     f"{s.get('improved', 0)} improved, {s.get('worse', 0)} worse "
-                     f"(protocol {protocol['name']} [{protocol['fingerprint']}]: {protocol['summary']}).")
-    if "mean_lpips" in s:
-        lines.append(f"Mean LPIPS against the references: {s['mean_lpips']:.4f} (lower is closer).")
-    if "fid" in s:
-        lines.append(f"FID of the outputs against the references: {s['fid']:.2f}.")
-    if "mean_brisque" in s:
-        lines.append(f"BRISQUE (no reference, lower is better): {_cell(s.get('mean_brisque_input'))} → {_cell(s['mean_brisque'])}.")
-    if "mean_time_restore" in s:
-        lines.append(f"Mean time per image {s['mean_time_restore']:.1f} s; peak memory {s['peak_memory_mb']:.0f} MB.")
-    return lines
-
-
-def metric_lines(report: dict) -> list[str]:
-    """Which metrics ran here, and why the others did not."""
-    return [f"{name}: {state}" for name, state in report["summary"]["metrics"].items()]
 
 
 def markdown(report: dict) -> str:
@@ -257,10 +228,10 @@ def markdown(report: dict) -> str:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in [
             r["relative"], ", ".join(r.get("labels") or []), r.get("plan") or r.get("model") or "",
             ", ".join(r.get("plan_rolled_back") or []),
-            f"{_cell(r.get('psnr_input'))} → {_cell(r.get('psnr'))}" if r.get("psnr") is not None else "",
-            f"{_cell(r.get('ssim_input'), 4)} → {_cell(r.get('ssim'), 4)}" if r.get("ssim") is not None else "",
-            f"{_cell(r.get('brisque_input'))} → {_cell(r.get('brisque'))}" if r.get("brisque") is not None else "",
-            _cell(r.get("time_restore"), 1), r["status"] if r["status"] == "done" else f"failed: {r.get('error', '')}",
+            f"{cell(r.get('psnr_input'))} → {cell(r.get('psnr'))}" if r.get("psnr") is not None else "",
+            f"{cell(r.get('ssim_input'), 4)} → {cell(r.get('ssim'), 4)}" if r.get("ssim") is not None else "",
+            f"{cell(r.get('brisque_input'))} → {cell(r.get('brisque'))}" if r.get("brisque") is not None else "",
+            cell(r.get("time_restore"), 1), r["status"] if r["status"] == "done" else f"failed: {r.get('error', '')}",
         ]) + " |")
     return "\n".join(lines) + "\n"
 

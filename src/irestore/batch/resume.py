@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from irestore.batch_report import manifest_records
+from irestore.batch.report import manifest_records
 from irestore.io import verify_image
 
 OVERWRITE = "--overwrite"
