@@ -3,8 +3,6 @@ held-out photo (tests/data/aitzgorri_crop.png, never seen in training)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -17,8 +15,9 @@ from irestore.labels import LABELS
 from irestore.pipeline import ALLINONE_MODEL, DEFAULT_MODEL, DERAIN_MODEL, LOWLIGHT_MODEL, Restorer, load_model
 from irestore.registry import create_classifier, network_type, weights_source
 from irestore.weights import locate
+from paths import TEST_DATA
 
-PHOTO = Path(__file__).parent / "data" / "aitzgorri_crop.png"
+PHOTO = TEST_DATA / "aitzgorri_crop.png"
 # one degradation of each kind the restorer is trained for, at a fixed, clearly visible level
 CASES = {
     "noise": ("noise", {"sigma": 25}),

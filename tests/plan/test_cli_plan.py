@@ -11,9 +11,10 @@ from irestore import degrade
 from irestore.cli.app import app
 from irestore.evaluate.metrics import psnr
 from irestore.io import read_image
+from paths import TEST_DATA
 
 runner = CliRunner()
-CROP = Path(__file__).parent / "data" / "aitzgorri_crop.png"
+CROP = TEST_DATA / "aitzgorri_crop.png"
 
 
 def _folder(tmp_path: Path) -> tuple[Path, np.ndarray]:

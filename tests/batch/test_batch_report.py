@@ -23,8 +23,9 @@ from irestore.batch import report as batch_report
 from irestore.batch import report_html as batch_report_html
 from irestore.batch.quality import BRISQUE_HINT, QualityMeter
 from irestore.batch.report import add_record, build_report, crop_window, read_records, write_previews, write_report
+from paths import TEST_DATA
 
-PHOTO = Path(__file__).parent / "data" / "aitzgorri_crop.png"
+PHOTO = TEST_DATA / "aitzgorri_crop.png"
 
 
 def _photos() -> dict[str, np.ndarray]:

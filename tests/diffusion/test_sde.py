@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_sampler_reference import Reference
 
 from irestore.diffusion.sampling import sample
 from irestore.diffusion.sde import MeanRevertingSDE, SDEConfig
 from irestore.models.conditioning import Conditioning
-from test_sampler_reference import Reference
 
 torch.set_default_dtype(torch.float32)
 

@@ -7,7 +7,6 @@ shipped classifier and pool on a held-out photo.
 """
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,8 +23,9 @@ from irestore.plan.adaptive import USER_PROMPT_SOURCES
 from irestore.plan.pool import DEFAULT_POOL
 from irestore.restorers import ArrayMethod, Card, create_restorer, method_info
 from irestore.restorers.ffdnet import estimate_noise_sigma
+from paths import TEST_DATA
 
-CROP = Path(__file__).parent / "data" / "aitzgorri_crop.png"
+CROP = TEST_DATA / "aitzgorri_crop.png"
 
 
 # --------------------------------------------------------------------------- intents

@@ -31,7 +31,7 @@ from irestore.training.loop import build_datasets, step_generator
 from irestore.training.optim import EMA, WarmupCosine
 from irestore.training.state import load_state
 from irestore.training.tasks import average_precision, create_task
-from test_networks import _randomise
+from network_helpers import _randomise
 
 runner = CliRunner()
 TEXT_DIM = 384  # MiniLM; erunet-tiny's own text_dim (32) is replaced by the encoder's

@@ -11,7 +11,7 @@ from irestore.diffusion.sde import MeanRevertingSDE
 from irestore.diffusion.tiling import TiledDenoiser, blend_weight, tile_grid, tile_starts
 from irestore.models.conditioning import Conditioning
 from irestore.registry import create_network
-from test_networks import _randomise, make_cond
+from network_helpers import _randomise, make_cond
 
 
 class LocalConvNet(nn.Module):

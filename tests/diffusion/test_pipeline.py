@@ -9,7 +9,7 @@ from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
 from irestore.diffusion.sde import SDEConfig
 from irestore.pipeline import Restorer
 from irestore.registry import create_network
-from test_networks import _randomise
+from network_helpers import _randomise
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def tiny_checkpoint(tmp_path_factory):
     from irestore.diffusion.checkpoint import CheckpointInfo, save_checkpoint
     from irestore.diffusion.sde import SDEConfig
     from irestore.registry import create_network
-    from test_networks import _randomise
+    from network_helpers import _randomise
 
     net = _randomise(create_network("erunet-tiny", text_dim=384), seed=3)
     info = CheckpointInfo(network=net.config, sde=SDEConfig(), text_encoder="minilm", text_dim=384, name="tiny", default_steps=1)

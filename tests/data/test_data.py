@@ -21,6 +21,7 @@ from irestore.data import LAYOUTS, DatasetError, build_dataset, find_pairs, list
 from irestore.degrade import gaussian_blur
 from irestore.io import ImageError
 from irestore.labels import LABEL_INDEX, LABELS
+from paths import REPO
 
 SIZE = (20, 24)  # height, width of fixture images
 
@@ -536,7 +537,7 @@ def test_photo_corpus_licences_come_from_the_matching_copyright_stanza(tmp_path,
     import importlib.util
     import sys
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "photo_corpus.py"
+    script = REPO / "scripts" / "photo_corpus.py"
     spec = importlib.util.spec_from_file_location("photo_corpus", script)
     corpus = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "photo_corpus", corpus)  # dataclasses look their module up

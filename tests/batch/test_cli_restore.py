@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from irestore.cli.app import app
 from irestore.io import read_image
+from paths import TESTS
 
 runner = CliRunner()
 ORIENTATION = 0x0112
@@ -451,7 +452,7 @@ def test_ctrl_c_finishes_the_current_image_and_exits_130(tmp_path):
                                       "score_after": details["score_after"]}
 
 
-SLOW_CLI = Path(__file__).with_name("slow_cli.py")
+SLOW_CLI = TESTS / "slow_cli.py"
 
 
 def _interrupt_after_starts(tmp_path, starts: int, signals: int):

@@ -274,7 +274,7 @@ def test_restorer_takes_its_degradation_embedding_from_the_named_classifier(tmp_
     from irestore.diffusion.sde import SDEConfig
     from irestore.pipeline import Restorer
     from irestore.registry import create_network
-    from test_networks import _randomise
+    from network_helpers import _randomise
 
     classifier_folder, _ = random_checkpoint(tmp_path / "degnet", seed=8)
     net = _randomise(create_network("erunet-tiny", text_dim=384, degradation_dim=16), seed=2)
