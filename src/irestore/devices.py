@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -32,6 +33,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"unsupported device {name!r}; choose one of {', '.join(DEVICES)}")
     return device
+
+
+def rank_device(name: str, env: Mapping[str, str]) -> str:
+    """Under torchrun (LOCAL_RANK set) each process of a machine takes a GPU of its own: ``cuda``,
+    and ``auto`` where CUDA is present, become ``cuda:LOCAL_RANK``; any other device is kept."""
+    local = env.get("LOCAL_RANK")
+    if local is None or name not in ("auto", "cuda") or (name == "auto" and not torch.cuda.is_available()):
+        return name
+    if not local.strip().isdigit():
+        raise ValueError(f"LOCAL_RANK={local!r} is not a GPU number")
+    count = torch.cuda.device_count()
+    if count and int(local) >= count:
+        raise ValueError(f"LOCAL_RANK {int(local)}, but this machine has {count} CUDA device(s): "
+                         f"start at most {count} process(es) per machine (torchrun --nproc-per-node)")
+    return f"cuda:{int(local)}"
 
 
 def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = False) -> torch.dtype:

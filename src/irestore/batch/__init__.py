@@ -3,8 +3,8 @@ threaded runner with its manifest and resume decisions, bounded queues, the qual
 the run report."""
 
 from irestore.batch.jobs import FORMAT_SUFFIX, PROMPT_PRECEDENCE, Job, RestoreOptions, UsageError, plan_jobs
+from irestore.batch.report import MANIFEST_NAME
 from irestore.batch.runner import (
-    MANIFEST_NAME,
     Manifest,
     Summary,
     image_seed,

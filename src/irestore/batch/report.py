@@ -27,7 +27,8 @@ from irestore.io import REPORT_FILES_DIR, atomic_path, atomic_write_text, remove
 
 REPORT_STEM = "irestore-report"
 PREVIEW_DIR = REPORT_FILES_DIR
-MANIFEST_GLOB = "irestore-manifest*.jsonl"
+MANIFEST_NAME = "irestore-manifest.jsonl"
+MANIFEST_GLOB = "irestore-manifest*.jsonl"  # MANIFEST_NAME and the shards' (shard.Shard.manifest_name)
 THUMB_SIDE = 256  # px, the slider's long side
 CROP_SIDE = 128  # px at native resolution
 PREVIEW_QUALITY = 80
@@ -106,14 +107,19 @@ def read_records(folder: Path) -> dict[str, dict]:
 def manifest_records(folder: Path) -> Iterator[dict]:
     """Every record of every manifest in ``folder``, in file and line order; torn lines are skipped."""
     for manifest in sorted(folder.glob(MANIFEST_GLOB)):
-        with open(manifest, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line a killed run left half-written
-                if isinstance(record, dict):
-                    yield record
+        yield from read_manifest(manifest)
+
+
+def read_manifest(path: Path) -> Iterator[dict]:
+    """The records of one manifest file, in line order; torn lines are skipped."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line a killed run left half-written
+            if isinstance(record, dict):
+                yield record
 
 
 def add_record(rows: dict[str, dict], record: dict) -> None:
@@ -205,14 +211,14 @@ def set_fid(rows: dict[str, dict], metric_status: dict[str, str], device: str = 
 
 # -- files ---------------------------------------------------------------------------------
 
-def report_paths(folder: Path) -> dict[str, Path]:
-    return {kind: folder / f"{REPORT_STEM}.{kind}" for kind in ("json", "md", "html")}
+def report_paths(folder: Path, stem: str = REPORT_STEM) -> dict[str, Path]:
+    return {kind: folder / f"{stem}.{kind}" for kind in ("json", "md", "html")}
 
 
-def write_report(folder: Path, report: dict) -> dict[str, Path]:
+def write_report(folder: Path, report: dict, stem: str = REPORT_STEM) -> dict[str, Path]:
     """Write the JSON, Markdown and HTML files (each atomically); returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = report_paths(folder)
+    paths = report_paths(folder, stem)
     atomic_write_text(paths["json"], json.dumps(report, ensure_ascii=False, indent=1, default=str))
     atomic_write_text(paths["md"], markdown(report))
     atomic_write_text(paths["html"], render_page(report, folder))
@@ -237,16 +243,19 @@ def markdown(report: dict) -> str:
 
 
 class ReportWriter:
-    """Keeps the run's report current: rows from the manifests already there, then each finished image."""
+    """Keeps the run's report current: rows from the manifests already there, then each finished image.
+    A shard writes a report of its own (``stem``) with the rows of its images (``only``, paths
+    relative to INPUT): shards running at once never write one file."""
 
     def __init__(self, folder: Path, metric_status: dict[str, str] | None = None, interval: float = 2.0,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", stem: str = REPORT_STEM, only: set[str] | None = None) -> None:
         self.folder = folder
         self.device = device
+        self.stem = stem
         self.metric_status = metric_status if metric_status is not None else {}
         self.interval = interval
-        self.rows = read_records(folder)
-        for path in report_paths(folder).values():
+        self.rows = {key: row for key, row in read_records(folder).items() if only is None or key in only}
+        for path in report_paths(folder, stem).values():
             remove_stale_temps(path)  # left by a run killed mid-write
         self._lock = threading.Lock()
         self._last = 0.0
@@ -267,7 +276,7 @@ class ReportWriter:
 
     def _write(self, fid: float | None = None) -> dict[str, Path]:
         began = time.monotonic()
-        paths = write_report(self.folder, build_report(self.rows, self.metric_status, fid=fid))
+        paths = write_report(self.folder, build_report(self.rows, self.metric_status, fid=fid), self.stem)
         self._last = time.monotonic()
         self._cost = self._last - began
         return paths

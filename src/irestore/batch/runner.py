@@ -37,8 +37,6 @@ from irestore.io import (
     write_image,
 )
 
-MANIFEST_NAME = "irestore-manifest.jsonl"
-
 
 @dataclass
 class Summary:
@@ -357,6 +355,7 @@ def _write_all(q: PixelQueue, options, manifest: Manifest, summary: Summary, on_
             record = _write_one(job, image, rgb, options, record)
             if record["status"] == "done":
                 record |= _measured(job, image.rgb, meter, report)
+        record["finished_at"] = round(time.time(), 3)  # orders records across manifests (manifest merge)
         manifest.append(record)
         if report is not None:
             report.add(record)

@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "models": ("models", ("The model store: which weights exist, where they resolve, fetching, importing and "
                           "checking them.")),
     "data": ("data", "Dataset layouts (GoPro, Rain100, SOTS, ...): list them, check a local copy."),
+    "manifest": ("manifest", "The manifest of a restore OUTPUT: merge the shards' manifests (--shard K/N) into one."),
 }
 
 

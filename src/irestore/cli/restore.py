@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -14,7 +16,6 @@ import typer
 from rich.table import Table
 
 from irestore.batch import (
-    MANIFEST_NAME,
     PROMPT_PRECEDENCE,
     Manifest,
     RestoreOptions,
@@ -25,7 +26,8 @@ from irestore.batch import (
     run_batch,
     summary_dict,
 )
-from irestore.batch.report import REPORT_STEM
+from irestore.batch.report import MANIFEST_NAME, REPORT_STEM
+from irestore.batch.shard import SHARD_HELP, Shard, ShardError, hold, parse_shard
 from irestore.cli.messages import err, fail
 from irestore.cli.restore_progress import BatchProgress
 from irestore.devices import DEVICES, PRECISIONS
@@ -69,6 +71,7 @@ def restore(
     reference: Annotated[Path | None, typer.Option(help="Ground-truth folder with matching relative paths: adds PSNR/SSIM (and LPIPS when its weights are present).")] = None,
     report: Annotated[bool, typer.Option(help="Write OUTPUT/irestore-report.{json,md,html} (per-image scores, what the plan did, a before/after gallery), kept current as images finish.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Redo images whose outputs already exist.")] = False,
+    shard: Annotated[str | None, typer.Option(metavar="K/N|auto", help=SHARD_HELP)] = None,
     dry_run: Annotated[bool, typer.Option(help="List what would be done and exit.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout; logs on stderr.")] = False,
 ) -> None:
@@ -81,6 +84,7 @@ def restore(
     if sampler and sampler not in list_samplers():
         fail(f"--sampler {sampler}: choose one of {', '.join(list_samplers())}")
     memory = _memory_size(max_memory)
+    part = _shard(shard)
     if tile and tile <= tile_overlap:
         fail(f"--tile {tile} must be larger than --tile-overlap {tile_overlap}")
     try:
@@ -89,6 +93,11 @@ def restore(
         fail(str(error))
     if not jobs:
         fail(f"no images found in {input}")
+    if part is not None:
+        jobs, device = _shard_jobs(jobs, part), _rank_device(device)
+        if not jobs:
+            return  # a shard with no images (more shards than images): nothing to do, and no error
+    _check_device(device)
     manifest_dir = output.parent if input.is_file() and output.suffix.lower() in IMAGE_EXTENSIONS else output
     if model is not None and plan not in ("auto", "none"):
         fail(f"--model runs one model alone; it cannot be combined with --plan {plan}")
@@ -109,22 +118,74 @@ def restore(
         _check_strength(restorer, strength)
     _check_steps(restorer, steps)
     resizer = _load_upscaler(upscaler, device) if scale > 1 and not getattr(restorer, "changes_size", False) else None
-    manifest = Manifest(manifest_dir.resolve() / MANIFEST_NAME)
+    manifest_path = manifest_dir.resolve() / (part.manifest_name if part else MANIFEST_NAME)
     if dry_run:  # after loading: whether an output is current depends on the model's weights hash
-        _print_plan(jobs, resume_decisions(jobs, restorer, options, manifest, resizer, SimpleNamespace(name=captioner)),
-                    json_output)
+        _print_plan(jobs, resume_decisions(jobs, restorer, options, Manifest(manifest_path), resizer,
+                                           SimpleNamespace(name=captioner)), json_output)
         return
-    caption_model = _load_captioner(captioner, device) if needs_caption else None
-    meter, writer = _reporting(manifest_dir.resolve(), device) if report else (None, None)
-    with memory_limit(memory):
-        summary = _run(jobs, restorer, options, manifest, json_output, caption_model, resizer, meter, writer)
+    with contextlib.ExitStack() as held:
+        _claim(held, manifest_path, part)
+        manifest = Manifest(manifest_path)
+        caption_model = _load_captioner(captioner, device) if needs_caption else None
+        meter, writer = _reporting(manifest_dir.resolve(), device, part, jobs) if report else (None, None)
+        with memory_limit(memory):
+            summary = _run(jobs, restorer, options, manifest, json_output, caption_model, resizer, meter, writer)
     _print_summary(summary)
     if writer is not None:
-        err.print(f"report: {writer.folder / REPORT_STEM}.html (.json, .md)")
+        err.print(f"report: {writer.folder / writer.stem}.html (.json, .md)", highlight=False)
         for name, reason in meter.status.items():
             if reason:
                 err.print(f"[yellow]note[/yellow] {name} not in the report: {reason}")
+    if part is not None:
+        err.print(f"shard {part} recorded in {manifest_path.name}; once every shard has finished: "
+                  f"irestore manifest merge {manifest_dir}", highlight=False)
     raise typer.Exit(summary.exit_code)
+
+
+def _shard(spec: str | None) -> Shard | None:
+    """--shard as a Shard (None without it); a bad spec, or auto without a launcher's variables, is a usage error."""
+    try:
+        return None if spec is None else parse_shard(spec)
+    except ShardError as error:
+        fail(str(error))
+
+
+def _shard_jobs(jobs: list, part: Shard) -> list:
+    """The jobs of this shard, chosen from every image found (so N shards cover the folder whatever each sees)."""
+    mine = [job for job in jobs if part.owns(job.relative)]
+    origin = f" (from {part.source})" if part.source else ""
+    err.print(f"shard {part}{origin}: {len(mine)} of {len(jobs)} image(s)", highlight=False)
+    return mine
+
+
+def _rank_device(device: str) -> str:
+    from irestore.devices import rank_device
+
+    try:
+        return rank_device(device, os.environ)
+    except ValueError as error:
+        fail(f"--device {device}: {error}")
+
+
+def _check_device(device: str) -> None:
+    """An absent device (cuda on a machine without CUDA, a GPU number it lacks) is a usage error, before any model loads."""
+    from irestore.devices import resolve_device
+
+    try:
+        resolve_device(device)
+    except (ValueError, RuntimeError) as error:
+        fail(f"--device {device}: {error}")
+
+
+def _claim(stack: contextlib.ExitStack, manifest_path: Path, part: Shard | None) -> None:
+    """A shard holds its manifest for the run: the same shard started twice, or a merge meanwhile, is refused."""
+    if part is None:
+        return
+    try:
+        stack.enter_context(hold(manifest_path, f"{manifest_path} is in use by another process: shard {part} is "
+                                                "already running into this OUTPUT, or a manifest merge is"))
+    except ShardError as error:
+        fail(str(error))
 
 
 UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -248,13 +309,17 @@ def _print_plan(jobs, decisions, as_json: bool) -> None:
     err.print(f"{len(jobs) - skipped} image(s) would be restored, {skipped} skipped")
 
 
-def _reporting(folder: Path, device: str):
+def _reporting(folder: Path, device: str, part: Shard | None = None, jobs: list | None = None):
+    """The quality meter and the report writer; a shard's report is a file of its own, of its images."""
     from irestore.batch.quality import QualityMeter
     from irestore.batch.report import ReportWriter
     from irestore.devices import resolve_device
 
     meter = QualityMeter(device=str(resolve_device(device)))
-    return meter, ReportWriter(folder, meter.status, device=meter.device)
+    if part is None:
+        return meter, ReportWriter(folder, meter.status, device=meter.device, stem=REPORT_STEM)
+    only = {job.relative.as_posix() for job in jobs or []}
+    return meter, ReportWriter(folder, meter.status, device=meter.device, stem=part.report_stem, only=only)
 
 
 def _run(jobs, restorer, options: RestoreOptions, manifest: Manifest, as_json: bool, captioner=None, upscaler=None,

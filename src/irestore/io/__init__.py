@@ -46,6 +46,7 @@ from irestore.io.files import (
     Manifest,
     atomic_path,
     atomic_write_text,
+    fsync_dir,
     list_images,
     remove_stale_temps,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "Manifest",
     "atomic_path",
     "atomic_write_text",
+    "fsync_dir",
     "image_to_tensor",
     "list_images",
     "pixel_count",

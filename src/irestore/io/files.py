@@ -33,7 +33,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -71,8 +71,8 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX; some file systems refuse, which is harmless)."""
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or removal in ``folder`` durable (POSIX; some file systems refuse, which is harmless)."""
     if os.name == "posix":
         with suppress(OSError):
             _fsync(folder)
