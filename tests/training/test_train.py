@@ -32,6 +32,7 @@ from irestore.training.optim import EMA, WarmupCosine
 from irestore.training.state import load_state
 from irestore.training.tasks import average_precision, create_task
 from network_helpers import _randomise
+from process_group import run_killing_the_group
 
 runner = CliRunner()
 TEXT_DIM = 384  # MiniLM; erunet-tiny's own text_dim (32) is replaced by the encoder's
@@ -308,25 +309,13 @@ def test_cli_reports_a_bad_dataset_root_without_a_traceback(tmp_path):
     assert not (tmp_path / "run" / "state.pt").exists()
 
 
-def _run_killing_the_group(command: list[str], timeout: float, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command in its own process group; on timeout kill the group (torchrun's workers too)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        pytest.fail(f"timed out after {timeout} s: {stderr[-3000:]}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
 def test_torchrun_two_gloo_processes_train_and_rank_0_alone_writes(photos, tmp_path):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "irestore", "train", "--dataset", f"folder:{photos}", "--out", str(out), "--model", "erunet-tiny",
                "--degradations", "noise:20-50", "--crop", "32", "--batch-size", "2", "--max-steps", "3", "--val-every", "3",
                "--val-samples", "1", "--workers", "0", "--device", "cpu", "--log-every", "1", "--json"]
-    done = _run_killing_the_group(command, timeout=120)
+    done = run_killing_the_group(command, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["best", "config.json", "last", "metrics.csv", "metrics.jsonl", "state.pt", "tensorboard"]
     assert len(list((out / "tensorboard").iterdir())) == 1
@@ -355,7 +344,7 @@ def test_cli_trains_m3unet_on_a_gopro_folder(photos, tmp_path):
     command = [sys.executable, "-m", "irestore", "train", "--dataset", "gopro", "--model", "m3unet",
                "--out", str(out), "--crop", "32", "--batch-size", "2", "--max-steps", "3", "--val-every", "3",
                "--val-samples", "2", "--workers", "0", "--log-every", "1", "--json"]
-    done = _run_killing_the_group(command, timeout=180, env={**os.environ, "IRESTORE_DATA": str(tmp_path)})
+    done = run_killing_the_group(command, timeout=180, env={**os.environ, "IRESTORE_DATA": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["step"] == 3
@@ -474,7 +463,7 @@ def test_small_folder_trains_with_val_fraction_and_recipe_flags_without_nan(smal
                "--val-fraction", "0.5", "--val-steps", "2", "--save-every", "1", "--model", "erunet-tiny",
                "--degradations", "noise:20-50", "--crop", "32", "--batch-size", "2", "--max-steps", "2",
                "--val-every", "2", "--val-samples", "2", "--workers", "0", "--json"]
-    done = _run_killing_the_group(command, timeout=180)
+    done = run_killing_the_group(command, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     saved = json.loads((out / "config.json").read_text())
     assert (saved["val_fraction"], saved["val_steps"], saved["save_every"]) == (0.5, 2, 1)

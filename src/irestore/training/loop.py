@@ -37,6 +37,7 @@ from irestore.training.optim import EMA, build_optimizer, build_scheduler
 from irestore.training.reporting import MetricsLog, TrainProgress
 from irestore.training.state import STATE_NAME, capture_rng, load_state, restore_rng, save_state
 from irestore.training.tasks import Task, create_task, to_device
+from irestore.training.trace import TrainTrace
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,7 @@ class Run:
         self.validation: dict[str, float] = {}
         self.losses: list[float] = []
         self.logged_loss: float | None = None
+        self.trace = TrainTrace.from_env(info.rank)  # IRESTORE_TRAIN_TRACE: per-rank batch and weight hashes
 
     # -- resume ----------------------------------------------------------------
     def load(self, state: dict) -> None:
@@ -342,6 +344,8 @@ class Run:
         batches = [to_device(self.stream.next(), self.device, self.trainer.channels_last) for _ in range(self.config.accumulate)]
         fetched = time.monotonic()
         loss, grad_norm = self.trainer.train_step(batches)
+        if self.trace is not None:
+            self.trace.record(self.trainer.step, batches, grad_norm, self.trainer.network)
         window.add(loss, grad_norm, data_seconds=fetched - begin, seconds=time.monotonic() - begin)
         out_of_time = self.config.max_minutes is not None and time.monotonic() - self.started > self.config.max_minutes * 60
         return distributed.agree_to_stop(stop.is_set(), out_of_time, self.info, self.device)
