@@ -59,6 +59,7 @@ def test_every_phase_runs_without_error_and_records_numbers(dry_run):
     for name, row in phases["training"]["recipes"].items():
         assert "error" not in row, (name, row)
         assert row["largest_batch"] >= 2 and _positive(row["samples_per_s"]), name  # the doubling ran
+        assert row["stopped_by"] in ("max_batch", "time", "out_of_memory"), name
     assert list(phases["training"]["recipes"]) == list(driver.DRY_RECIPES)
 
     burst = phases["burst"]
