@@ -4,7 +4,7 @@
         [--tiles 256,384] [--overlaps 0,16,32,64,96] [--threads 2]
 
 A local network (receptive radius <= overlap/4) gives exactly the untiled result
-(tests/test_tiling.py). The shipped networks are not local: ERUNet's GRN and linear attention
+(tests/diffusion/test_tiling.py). The shipped networks are not local: ERUNet's GRN and linear attention
 and M3UNet's attention see the whole input, so a tile sees other statistics than the whole
 image. This measures the gap on a real photo, with rain added (irestore.degrade, seeded): PSNR
 of tiled against untiled output (higher is closer; inf = identical), the largest absolute

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_sampler_reference.py", "tests/test_sde.py", "tests/test_networks.py", "tests/test_pipeline.py"]
+TESTS = ["tests/diffusion/test_sampler_reference.py", "tests/diffusion/test_sde.py", "tests/models/test_networks.py", "tests/diffusion/test_pipeline.py"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Immerkær's fast Laplacian-difference estimator (CVIU 1996) restricted to the flattest 90 % of
 pixels by Sobel gradient (Tai & Yang, 2008), averaged over channels. On real photos with
 8-bit-quantised Gaussian noise it tracks the noise actually present (after clipping) to within
-about 15 %; see tests/test_ffdnet.py.
+about 15 %; see tests/restorers/test_ffdnet.py.
 """
 
 from __future__ import annotations
