@@ -226,6 +226,19 @@ def test_the_same_shard_twice_at_once_is_refused(tmp_path):
                                                       "irestore-manifest.shard-1-of-2.jsonl"}  # nothing merged
 
 
+def test_a_running_unsharded_restore_holds_the_main_manifest(tmp_path):
+    src, out = _photos(tmp_path / "in", ["a.png"]), tmp_path / "out"
+    out.mkdir()
+    (out / "irestore-manifest.shard-0-of-1.jsonl").write_text(_line(str(out / "a.png"), "done", 1.0))
+    with hold(out / "irestore-manifest.jsonl", "busy"):  # what a running restore without --shard holds
+        again = _restore(src, out, "--model", "identity")
+        assert again.exit_code == 2 and "a restore without --shard is already running" in again.output, again.output
+        merge = runner.invoke(app, ["manifest", "merge", str(out)])
+        assert merge.exit_code == 2 and "running restore" in merge.output, merge.output
+    assert runner.invoke(app, ["manifest", "merge", str(out)]).exit_code == 0
+    assert [p.name for p in out.glob("*.jsonl")] == ["irestore-manifest.jsonl"]
+
+
 def _line(output: str, status: str, at: float | None, **fields) -> str:
     record = {"relative": Path(output).name, "input": "in/" + Path(output).name, "output": output, "status": status}
     return json.dumps(record | ({"finished_at": at} if at is not None else {}) | fields) + "\n"
