@@ -137,9 +137,13 @@ def hold(path: Path, busy: str) -> Iterator[None]:
     with open(path, "a", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             raise ShardError(busy) from None
+        except OSError:  # a file system without locks (some network and FUSE mounts): go on unguarded
+            locked = False
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

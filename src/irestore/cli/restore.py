@@ -168,7 +168,7 @@ def _rank_device(device: str) -> str:
 
 
 def _check_device(device: str) -> None:
-    """An absent device (cuda on a machine without CUDA, a GPU number it lacks) is a usage error, before any model loads."""
+    """An absent or unknown device (cuda on a machine without CUDA) is a usage error, before any model loads."""
     from irestore.devices import resolve_device
 
     try:
