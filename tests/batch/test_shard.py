@@ -93,10 +93,10 @@ def test_dry_run_lists_only_the_shard_and_adding_files_moves_no_image(tmp_path):
     before = [listed(f"{k}/3") for k in range(3)]
     assert set().union(*before) == {str(p) for p in src.glob("*.png")} and sum(map(len, before)) == 10
     assert before[1] == {str(src / name) for name in (f"img{i:02d}.png" for i in range(10)) if shard_of(name, 3) == 1}
-    _photos(src / "new", [f"more{i}.png" for i in range(8)])
+    _photos(src / "000new", [f"more{i}.png" for i in range(8)])  # listed first: positions all move
     after = [listed(f"{k}/3") for k in range(3)]
     for k in range(3):
-        assert {p for p in after[k] if "/new/" not in p} == before[k]  # finished assignments unchanged
+        assert {p for p in after[k] if "/000new/" not in p} == before[k]  # finished assignments unchanged
     assert sum(map(len, after)) == 18
 
 
@@ -146,6 +146,14 @@ def test_bad_shards_exit_2_with_a_message(tmp_path):
         assert result.exit_code == 2, (spec, result.output)
         assert says in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_a_shard_without_images_has_nothing_to_do(tmp_path):
+    src = _photos(tmp_path / "in", ["a.png"])
+    empty = next(f"{k}/4" for k in range(4) if shard_of("a.png", 4) != k)
+    result = _restore(src, tmp_path / "out", "--model", "identity", "--shard", empty)
+    assert result.exit_code == 0 and "0 of 1 image(s)" in result.output, result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_auto_shards_the_run_from_the_environment(tmp_path):
@@ -218,6 +226,19 @@ def test_the_same_shard_twice_at_once_is_refused(tmp_path):
                                                       "irestore-manifest.shard-1-of-2.jsonl"}  # nothing merged
 
 
+def test_a_running_unsharded_restore_holds_the_main_manifest(tmp_path):
+    src, out = _photos(tmp_path / "in", ["a.png"]), tmp_path / "out"
+    out.mkdir()
+    (out / "irestore-manifest.shard-0-of-1.jsonl").write_text(_line(str(out / "a.png"), "done", 1.0))
+    with hold(out / "irestore-manifest.jsonl", "busy"):  # what a running restore without --shard holds
+        again = _restore(src, out, "--model", "identity")
+        assert again.exit_code == 2 and "a restore without --shard is already running" in again.output, again.output
+        merge = runner.invoke(app, ["manifest", "merge", str(out)])
+        assert merge.exit_code == 2 and "running restore" in merge.output, merge.output
+    assert runner.invoke(app, ["manifest", "merge", str(out)]).exit_code == 0
+    assert [p.name for p in out.glob("*.jsonl")] == ["irestore-manifest.jsonl"]
+
+
 def _line(output: str, status: str, at: float | None, **fields) -> str:
     record = {"relative": Path(output).name, "input": "in/" + Path(output).name, "output": output, "status": status}
     return json.dumps(record | ({"finished_at": at} if at is not None else {}) | fields) + "\n"
@@ -247,6 +268,16 @@ def test_merge_keeps_the_latest_record_per_output_whatever_its_file(tmp_path):
     assert merge_folder(out).shards == [] and len(_records(out)) == 4  # a second merge has nothing to do
 
 
+def test_a_merge_that_cannot_write_keeps_the_shard_manifests(tmp_path):
+    out = tmp_path / "out"
+    (out / "irestore-manifest.jsonl").mkdir(parents=True)  # the merged file cannot be put there
+    shard = out / "irestore-manifest.shard-0-of-1.jsonl"
+    shard.write_text(_line(str(out / "a.png"), "done", 1.0))
+    result = runner.invoke(app, ["manifest", "merge", str(out)])
+    assert result.exit_code == 1 and "cannot merge" in result.output, result.output
+    assert [json.loads(line)["status"] for line in shard.open()] == ["done"]  # not removed: no record lost
+
+
 def test_latest_records_drops_a_finished_output_that_is_gone(tmp_path):
     gone = str(tmp_path / "gone.png")
     records = [json.loads(_line(gone, "done", 1.0)), json.loads(_line(gone, "failed", 2.0))]
@@ -274,7 +305,7 @@ def test_three_concurrent_shards_into_one_output_then_merge_and_resume(tmp_path)
         assert proc.returncode == 0, stderr
     records = _records(out)
     assert sorted(r["relative"] for r in records) == sorted(names)  # one record per image: no line lost or doubled
-    assert all(r["status"] == "done" for r in records)
+    assert all(r["status"] == "done" and isinstance(r["finished_at"], float) for r in records)
     for k in range(3):
         mine = [json.loads(line)["relative"] for line in (out / f"irestore-manifest.shard-{k}-of-3.jsonl").open()]
         assert mine and all(shard_of(name, 3) == k for name in mine)

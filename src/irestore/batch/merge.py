@@ -5,8 +5,9 @@ first, in file order) and deduplicated by output path: each output keeps its lat
 also its latest ``done`` record when a later attempt failed while that output is still on disk,
 so a resume and the report read the merged file exactly as they read the shards' files. The
 merged file is written atomically and made durable before any shard file is removed: a merge
-cut off at any point loses no record (a rerun of the merge finishes it). Every shard manifest is
-locked while it is merged, and a merge refuses a folder where a shard is still running.
+cut off at any point loses no record (a rerun of the merge finishes it). Every manifest is locked
+while it is merged (a restore holds its own while it runs), and a merge refuses a folder where a
+restore is still running.
 The shards' reports are replaced by one report of every image, from the merged manifest.
 """
 
@@ -49,10 +50,11 @@ def merge_folder(folder: Path) -> Merged:
         return result
     main = folder / MANIFEST_NAME
     with contextlib.ExitStack() as locks:
-        for path in shards:
+        present = [main, *shards] if main.is_file() else shards  # a restore running unsharded holds main: it exists
+        for path in present:
             locks.enter_context(hold(path, f"{path} is being written by a running restore: merge once every shard "
                                            "has finished"))
-        records = [record for path in [main, *shards] if path.is_file() for record in read_manifest(path)]
+        records = [record for path in present for record in read_manifest(path)]
         merged = latest_records(records)
         remove_stale_temps(main)  # left by a merge that was killed mid-write
         atomic_write_text(main, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in merged))

@@ -24,7 +24,7 @@ except ImportError:  # Windows: no advisory locks; shards still write files of t
 
 # Kubernetes gives an indexed Job's pods JOB_COMPLETION_INDEX but no count: the Job spec sets this one
 COUNT_VAR = "IRESTORE_SHARD_COUNT"
-SHARD_MANIFEST_GLOB = "irestore-manifest.shard-*-of-*.jsonl"  # within batch_report.MANIFEST_GLOB
+SHARD_MANIFEST_GLOB = "irestore-manifest.shard-*-of-*.jsonl"  # within batch.report.MANIFEST_GLOB
 SHARD_REPORT_GLOB = "irestore-report.shard-*-of-*.json"
 SHARD_HELP = ("0-based K/N, 0 <= K < N: restore only the K-th of N disjoint shards (by a hash of each image's "
               "path relative to INPUT), recorded in a manifest of its own; auto: K/N from torchrun "
@@ -137,9 +137,13 @@ def hold(path: Path, busy: str) -> Iterator[None]:
     with open(path, "a", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             raise ShardError(busy) from None
+        except OSError:  # a file system without locks (some network and FUSE mounts): go on unguarded
+            locked = False
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -22,9 +22,13 @@ manifest_app = typer.Typer(
 def merge(
     output: Annotated[Path, typer.Argument(help="The OUTPUT folder the shards restored into.")],
 ) -> None:
-    """Merge OUTPUT/irestore-manifest.shard-K-of-N.jsonl into OUTPUT/irestore-manifest.jsonl (the
-    latest record per output path), then remove the shard files; the shards' reports become one
-    report. Run it once every shard has finished; a restore resumes the same before and after."""
+    """Merge the shards' manifests into one, then remove them.
+
+    \b
+    OUTPUT/irestore-manifest.shard-K-of-N.jsonl -> OUTPUT/irestore-manifest.jsonl
+
+    The latest record per output path is kept; the shards' reports become one report. Run it once
+    every shard has finished; a restore resumes the same before and after."""
     from irestore.batch.merge import merge_folder
 
     if not output.is_dir():

@@ -168,7 +168,7 @@ def _rank_device(device: str) -> str:
 
 
 def _check_device(device: str) -> None:
-    """An absent device (cuda on a machine without CUDA, a GPU number it lacks) is a usage error, before any model loads."""
+    """An absent or unknown device (cuda on a machine without CUDA) is a usage error, before any model loads."""
     from irestore.devices import resolve_device
 
     try:
@@ -178,11 +178,11 @@ def _check_device(device: str) -> None:
 
 
 def _claim(stack: contextlib.ExitStack, manifest_path: Path, part: Shard | None) -> None:
-    """A shard holds its manifest for the run: the same shard started twice, or a merge meanwhile, is refused."""
-    if part is None:
-        return
+    """A run holds its manifest: the same shard (or a second unsharded run) started into this OUTPUT
+    meanwhile is refused, and so is a manifest merge, which would lose the records appended after it read them."""
+    what = f"shard {part}" if part is not None else "a restore without --shard"
     try:
-        stack.enter_context(hold(manifest_path, f"{manifest_path} is in use by another process: shard {part} is "
+        stack.enter_context(hold(manifest_path, f"{manifest_path} is in use by another process: {what} is "
                                                 "already running into this OUTPUT, or a manifest merge is"))
     except ShardError as error:
         fail(str(error))
