@@ -5,7 +5,8 @@
 #
 # Sources: the nature/ photos of the Debian package mate-backgrounds, the photos of
 # lomiri-wallpapers-16.04, the photo templates of tuxpaint-data, the photo wallpapers of
-# lxqt-themes, the puzzle photos of palapeli-data and scikit-image's bundled photographs. The Debian packages
+# lxqt-themes, the puzzle photos of palapeli-data, the monument and animal photos that
+# gcompris-qt-data ships inside Qt resource files, and scikit-image's bundled photographs. The Debian packages
 # gnome-backgrounds, ukui-wallpapers and sway-backgrounds are read too, but every file they
 # ship today is artwork, a 3D render or SVG (none is a photograph), so all are excluded; they
 # are checked so that a photo in a later version is noticed. Debian packages are fetched with
@@ -25,7 +26,7 @@ dest=$1
 python=${PYTHON:-python}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 packages=(mate-backgrounds lomiri-wallpapers-16.04 gnome-backgrounds ukui-wallpapers sway-backgrounds
-          tuxpaint-data lxqt-themes palapeli-data)
+          tuxpaint-data lxqt-themes palapeli-data gcompris-qt-data)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

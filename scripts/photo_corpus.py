@@ -6,7 +6,8 @@ EXTRACTED_DEBS_DIR holds one folder per Debian package, each the `dpkg-deb -x` t
 package. Photos are copied byte for byte (no re-encoding) into DEST/<source>/, each copy
 atomic, files already present and identical are left alone. Licences come from each
 package's machine-readable (DEP-5) /usr/share/doc/<package>/copyright (the stanza whose Files
-pattern matches the photo), from LICENCE_OVERRIDES where the package states a photo's licence
+pattern matches the photo), from the credits README beside photos that ship inside Qt resource
+files (gcompris-qt-data, read with scripts/qt_resources.py), from LICENCE_OVERRIDES where the package states a photo's licence
 more precisely elsewhere (palapeli's puzzle .desktop files, lxqt-themes' wallpapers/License) and,
 for scikit-image, from the notes in its `skimage.data`
 docstrings; a kept photo whose licence cannot be determined that way (e.g. gnome-backgrounds'
@@ -23,12 +24,14 @@ import fnmatch
 import hashlib
 import io
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+from qt_resources import parse_credits, read_resource
 
 # (source, file name) -> why it is not a clean natural photograph for the corpus
 EXCLUDED: dict[tuple[str, str], str] = {
@@ -171,6 +174,9 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("lxqt-themes", "triangles.png"): "low-poly triangle artwork, not a photograph",
     ("lxqt-themes", "waves-logo.png"): "abstract wave artwork with logo, not a photograph",
     ("lxqt-themes", "waves-purple-logo.jpg"): "abstract wave artwork with logo, not a photograph",
+    # gcompris-qt-data 3.1 (photos inside Qt resource files; keys are activity/path in the resource)
+    ("gcompris-qt-data", "explore_monuments/usa/castleClinton.webp"):
+        "black-and-white archival aerial photograph (film grain, scan): not a clean colour target",
     # palapeli-data 22.12.3 collection/: each photo's .desktop file names its author and licence
     ("palapeli-data", "castle-maintenon.desktop"): "puzzle description (not an image); gives the photo's licence",
     ("palapeli-data", "cincinnati-bridge.desktop"): "puzzle description (not an image); gives the photo's licence",
@@ -233,6 +239,24 @@ DEBIAN_SOURCES: dict[str, str] = {
     "tuxpaint-data": "usr/share/tuxpaint/templates",
     "lxqt-themes": "usr/share/lxqt/wallpapers",
     "palapeli-data": "usr/share/palapeli/collection",
+}
+# Debian packages that ship photos only inside compiled Qt resource files: package -> (resource file,
+# folder inside it) -> the credits README in that folder, which states each photo's licence (the
+# package's DEP-5 copyright names the photos' pre-conversion .jpg files, or covers them only by
+# 'Files: *'). gcompris-qt-data's other activities hold drawings, icons, paintings and the
+# edited "spot the difference" pictures of details/, so only these three are read.
+QT_RESOURCE_SOURCES: dict[str, dict[tuple[str, str], str]] = {
+    "gcompris-qt-data": {
+        ("usr/share/gcompris-qt/rcc/explore_monuments.rcc", "/gcompris/src/activities/explore_monuments/resource"):
+            "README",
+        ("usr/share/gcompris-qt/rcc/erase.rcc", "/gcompris/src/activities/erase/resource"): "README",
+        ("usr/share/gcompris-qt/rcc/explore_world_animals.rcc",
+         "/gcompris/src/activities/explore_world_animals/resource/animals"): "README",
+    },
+}
+# photos their credits README names with a typo: (package, activity/path) -> the name it uses
+CREDITS_SPELLING: dict[tuple[str, str], str] = {
+    ("gcompris-qt-data", "explore_monuments/germany/aulaPalatina.webp"): "germany/audaPalatina.webp",
 }
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 COLUMNS = ["file", "source", "original_path", "licence", "copyright", "width", "height", "sha256"]
@@ -338,6 +362,54 @@ def debian_photos(extracted: Path) -> list[tuple[str, Path, str, str, str]]:
     return rows
 
 
+def _spdx(licence: str) -> str:
+    """gcompris's credits spell licences "CC-BY-SA 4.0", "Public Domain": as the DEP-5 files do."""
+    licence = re.sub(r"^(CC[\w-]*?)[ -](\d\.\d)$", r"\1-\2", licence.strip())
+    return "public domain" if licence.lower() == "public domain" else licence
+
+
+def qt_resource_photos(extracted: Path) -> list[tuple[str, Path, str, str, str]]:
+    """(source, file, original path, licence, copyright) for each kept photo inside a Qt resource
+    file; the photos are written byte for byte under ``extracted/<package>.rcc-files``, in a
+    folder per activity (two activities both have a giraffe.webp)."""
+    rows = []
+    for package, folders in QT_RESOURCE_SOURCES.items():
+        for (resource, inside), credits_name in folders.items():
+            path = extracted / package / resource
+            if not path.is_file():
+                sys.exit(f"{path}: missing; was {package} extracted into {extracted / package}?")
+            files = read_resource(path)
+            credits_path = f"{inside}/{credits_name}"
+            if credits_path not in files:
+                sys.exit(f"{path}: no {credits_path} (the photos' licences)")
+            credits = parse_credits(files[credits_path].decode("utf-8", errors="replace"))
+            activity = inside.split("/activities/")[1].split("/")[0]
+            for name, blob in sorted(files.items()):
+                if not name.startswith(inside + "/") or Path(name).suffix.lower() not in PHOTO_SUFFIXES:
+                    continue  # sounds, QML, SVG maps and keys, the README itself: not raster images
+                relative = name[len(inside) + 1 :]
+                key = f"{activity}/{relative}"
+                if (package, key) in EXCLUDED:
+                    continue
+                credited = CREDITS_SPELLING.get((package, key), relative)
+                if credited not in credits:
+                    sys.exit(f"{package}: no licence for {name} in {credits_path}; look at it and add "
+                             f"{key!r} to EXCLUDED with the reason")
+                licence, holder = credits[credited]
+                out = extracted / f"{package}.rcc-files" / key
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(blob)
+                rows.append((package, out, f"{resource}:{name}", _spdx(licence), holder))
+    return rows
+
+
+def corpus_name(photo: Path, source: str, extracted: Path) -> Path:
+    """A photo's path under DEST/<source>: its file name, but Qt resource photos keep their
+    activity folder (file names repeat across activities)."""
+    unpacked = extracted / f"{source}.rcc-files"
+    return photo.relative_to(unpacked) if photo.is_relative_to(unpacked) else Path(photo.name)
+
+
 def skimage_photos() -> list[tuple[str, Path, str, str, str]]:
     import skimage
 
@@ -353,12 +425,13 @@ def skimage_photos() -> list[tuple[str, Path, str, str, str]]:
 
 def main(dest: Path, extracted: Path) -> None:
     records, copied, seen = [], 0, {}
-    for source, photo, original, licence, holder in debian_photos(extracted) + skimage_photos():
+    found = debian_photos(extracted) + qt_resource_photos(extracted) + skimage_photos()
+    for source, photo, original, licence, holder in found:
         digest = sha256(photo)
         if digest in seen:
             sys.exit(f"{original} is a byte-identical duplicate of {seen[digest]}; add one of them to EXCLUDED")
         seen[digest] = original
-        target = dest / source / photo.name
+        target = dest / source / corpus_name(photo, source, extracted)
         copied += copy_atomic(photo, target)
         width, height = image_size(target)
         records.append({"file": target.relative_to(dest).as_posix(), "source": source, "original_path": original,

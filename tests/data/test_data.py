@@ -528,33 +528,3 @@ def test_verify_complete_dataset_and_cli(tmp_path):
     assert listing.exit_code == 0
     rows = {row["name"]: row for row in json.loads(listing.output)}
     assert set(rows) == set(LAYOUTS) and rows["gopro"]["expected"] == {"train": 2103, "test": 1111}
-
-
-# ---------------------------------------------------------------------------- photo corpus script
-
-
-def test_photo_corpus_licences_come_from_the_matching_copyright_stanza(tmp_path, monkeypatch):
-    import importlib.util
-    import sys
-
-    script = REPO / "scripts" / "photo_corpus.py"
-    spec = importlib.util.spec_from_file_location("photo_corpus", script)
-    corpus = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "photo_corpus", corpus)  # dataclasses look their module up
-    spec.loader.exec_module(corpus)
-    copyright_file = tmp_path / "copyright"
-    copyright_file.write_text(
-        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
-        "Files: *\nCopyright: 2020 Someone\nLicense: GPL-2+\n\n"
-        "Files: 16.04/Bridge_by_X.jpg\n 16.04/Dune_by_Y.jpg\nCopyright: 2018, X\n           2019, Y\n"
-        "License: CC-BY-SA-4.0\n Attribution-ShareAlike ...\n\n"
-        "Files: desktop/Stripes-*.png\nCopyright: 2014 Z\nLicense: CC0-1.0\n\n"
-        "Files: debian/*\n AUTHORS\nCopyright: 2018, Packager\nLicense: Expat\n",
-        encoding="utf-8")
-    stanzas = corpus.parse_copyright(copyright_file)
-    installed = Path("/usr/share/backgrounds")
-    dune = corpus.licence_for(installed / "Dune_by_Y.jpg", stanzas)
-    assert (dune.licence, dune.copyright) == ("CC-BY-SA-4.0", "2018, X 2019, Y")
-    assert corpus.licence_for(installed / "desktop" / "Stripes-Dark.png", stanzas).licence == "CC0-1.0"
-    assert corpus.licence_for(installed / "other" / "Stripes-Dark.png", stanzas).licence == "GPL-2+"
-    assert corpus.licence_for(installed / "Unlisted.jpg", stanzas).licence == "GPL-2+"  # not debian/*
