@@ -71,7 +71,9 @@ def headed_checkpoint(folder: Path, probabilities: dict[str, float], thresholds:
     from irestore.models.degnet import DegHead, DegHeadConfig
 
     network = random_network(seed)
-    head = DegHead(DegHeadConfig(input_dim=head_input_dim(SMALL), hidden=(8,)))
+    from irestore.conditioning.measures import NUM_MEASURES
+
+    head = DegHead(DegHeadConfig(input_dim=head_input_dim(SMALL), hidden=(8,), measures=NUM_MEASURES))
     with torch.no_grad():
         head.label_head.weight.zero_()
         for i, label in enumerate(LABELS):

@@ -46,6 +46,71 @@ def test_noise_estimates_recover_the_sigma_of_white_noise_on_a_flat_image():
         assert sigma == pytest.approx(20, rel=0.1), name
 
 
+def test_haze_lifts_the_dark_channel_percentiles_exactly_as_the_haze_model_says():
+    # I = J t + A (1 - t) with uniform t and grey A: the dark channel (a minimum over channels and
+    # a window) maps the same way, so every percentile p becomes p t + A (1 - t)
+    clean = _texture(256, 3) * torch.tensor([1.0, 0.8, 0.6]).view(1, 3, 1, 1)
+    clean[..., 40:80, 40:80] = 0.02  # a shadow
+    t, airlight = 0.6, 0.9
+    hazy = clean * t + airlight * (1 - t)
+    before, after = M.haze_measures(clean, clean), M.haze_measures(hazy, hazy)
+    assert torch.allclose(after, before * t + airlight * (1 - t), atol=1e-5)
+    assert float(before[M.HAZE_NAMES.index("dark15_p01")]) < 0.05
+    assert float(after[M.HAZE_NAMES.index("dark15_p01")]) > 0.3
+
+
+def _lines(angle_deg: float, size: int = 128, seed: int = 0) -> torch.Tensor:
+    """Thin bright parallel streaks at one angle over a photo-like texture."""
+    y, x = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    a = math.radians(angle_deg)
+    phase = (x * math.cos(a) + y * math.sin(a)) % 9
+    return (_texture(size, seed) * 0.5 + 0.5 * (phase < 1.2).float()).clamp(0, 1)
+
+
+def test_streak_measures_see_one_direction_in_every_tile_and_none_in_texture():
+    names = M.STREAK_NAMES
+    same = torch.cat([_lines(30, seed=i) for i in range(4)])
+    crossed = torch.cat([_lines(angle, seed=i) for i, angle in enumerate((0, 45, 90, 135))])
+    texture = torch.cat([_texture(128, i) for i in range(4)])
+    streaks, mixed, plain = (dict(zip(names, M.streak_measures(t).tolist())) for t in (same, crossed, texture))
+    assert streaks["streak_coherence_min"] > 0.6 and streaks["streak_tile_agreement"] > 0.95
+    assert mixed["streak_coherence_min"] > 0.6 and mixed["streak_tile_agreement"] < 0.2  # each tile has one direction
+    assert plain["streak_coherence_mean"] < 0.2 and streaks["streak_coherence_mean"] > 0.6
+
+
+def test_a_head_reads_the_first_measurements_so_first_release_heads_keep_their_inputs(tmp_path):
+    tiles, view = _texture(256, 5)[..., :256, :256].repeat(2, 1, 1, 1), _texture(256, 6)
+    full = M.measure(tiles, view)
+    assert full.shape == (M.NUM_MEASURES,) and M.NUM_MEASURES > M.FIRST_RELEASE_MEASURES == 163
+    assert torch.equal(M.measure(tiles, view, M.FIRST_RELEASE_MEASURES), full[: M.FIRST_RELEASE_MEASURES])
+    assert torch.allclose(full[M.FIRST_RELEASE_MEASURES :], M.extra_measures(tiles, view))
+    # a head saved before the measurements count existed (no "measures" in its config) reads 163
+    from irestore.conditioning.classifier import head_input_dim, load_classifier, save_classifier
+    from irestore.models.degnet import DegHead, DegHeadConfig
+
+    path, network = random_checkpoint(tmp_path / "backbone")
+    network.head = DegHead(DegHeadConfig(input_dim=head_input_dim(SMALL, 163), hidden=(8,)))
+    _, info = load_classifier(path)
+    import dataclasses
+
+    folder = save_classifier(tmp_path / "old", network, dataclasses.replace(info, head=network.head.config, thresholds={}))
+    config = json.loads((folder / "config.json").read_text())
+    del config["head"]["measures"]
+    (folder / "config.json").write_text(json.dumps(config))
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / "model.safetensors"
+    save_file(load_file(weights), weights, metadata={"config": json.dumps(config)})
+    old = DegradationClassifier.from_pretrained(folder)
+    assert old.network.head.config.measures == 163
+    image = torch.rand(1, 3, 300, 280, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        views, outputs = old._views(image)
+        expected = old.network.head(old._features(views, outputs, 163))[0]
+    got = old.classify(image).probabilities
+    assert got["noise"] == pytest.approx(float(torch.sigmoid(expected[0, LABELS.index("noise")])), abs=1e-6)
+
+
 def test_blockiness_sees_an_8px_grid_at_any_offset_and_nothing_in_smooth_content():
     blocks = torch.rand(1, 1, 40, 40, generator=torch.Generator().manual_seed(1))
     grid = F.interpolate(blocks, scale_factor=8, mode="nearest").repeat(1, 3, 1, 1) * 0.1 + 0.45 + _texture(320)[..., :320, :320] * 0.2
@@ -334,6 +399,40 @@ def test_head_training_is_resumable_and_writes_a_calibrated_checkpoint(tmp_path)
     original = DegradationClassifier.from_pretrained(backbone)
     image = torch.rand(1, 3, 80, 90)
     assert torch.allclose(classifier.classify(image).embedding, original.classify(image).embedding)  # backbone untouched
+
+
+def test_a_cache_from_before_new_measurements_is_extended_to_what_a_fresh_cache_holds(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(_photo_names(0.2)):
+        pixels = np.round(np.clip(_texture(128, i)[0].permute(1, 2, 0).numpy(), 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(photos / name)
+    backbone, _ = random_checkpoint(tmp_path / "backbone")
+    settings = H.CacheSettings(samples=6, chunk=3, crop=(64, 96))
+    cache = tmp_path / "cache"
+    H.build_cache(cache, photos, str(backbone), settings, workers=1)
+    fresh = H.read_cache(cache)
+    # the photo list is pinned: a photo added later is never drawn, the samples stay the same
+    Image.fromarray(np.zeros((128, 128, 3), np.uint8)).save(photos / "added-later.png")
+    extra = M.NUM_MEASURES - M.FIRST_RELEASE_MEASURES
+    chunk = sorted(cache.glob("chunk-*.npz"))[1]
+    with np.load(chunk) as stored:
+        rows = {key: stored[key] for key in stored.files}
+    rows["features"] = rows["features"][:, :-extra]  # as a cache from before the new measurements
+    np.savez(chunk, **rows)
+    H.build_cache(cache, photos, str(backbone), settings, workers=1)
+    extended = H.read_cache(cache)
+    assert extended["features"].shape == fresh["features"].shape
+    assert np.allclose(extended["features"], fresh["features"], atol=1e-6)
+    assert json.loads((cache / "cache.json").read_text())["photo_list"] == sorted(_photo_names(0.2))
+    # a photo of the cache that changed is caught when its samples are drawn again
+    rows["features"] = rows["features"]
+    np.savez(chunk, **rows)
+    first = sorted(photos.glob("p*.png"))
+    for path in first:
+        Image.fromarray(np.full((128, 128, 3), 200, np.uint8)).save(path)
+    with pytest.raises(SystemExit, match="differs from the cached one"):
+        H.build_cache(cache, photos, str(backbone), settings, workers=1)
 
 
 def test_the_restorer_embedding_is_computed_the_way_restorer_training_computes_it(tmp_path):

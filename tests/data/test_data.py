@@ -21,7 +21,6 @@ from irestore.data import LAYOUTS, DatasetError, build_dataset, find_pairs, list
 from irestore.degrade import gaussian_blur
 from irestore.io import ImageError
 from irestore.labels import LABEL_INDEX, LABELS
-from paths import REPO
 
 SIZE = (20, 24)  # height, width of fixture images
 

@@ -160,8 +160,8 @@ def test_photos_inside_a_qt_resource_keep_their_folder_and_credited_licence(tmp_
     inside = "/gcompris/src/activities/zoo/resource"
     photos = {f"{inside}/giraffe.webp": _webp(2), f"{inside}/birds/heron.webp": _webp(3),
               f"{inside}/map.svg": b"<svg/>", f"{inside}/README": (
-                  "Copyright: A\nLicense: CC-BY-SA 4.0\nFiles: giraffe.webp\n\n"
-                  "Copyright: B\nLicense: Public Domain\nFiles:\nbirds/heron.webp\n").encode()}
+                  b"Copyright: A\nLicense: CC-BY-SA 4.0\nFiles: giraffe.webp\n\n"
+                  b"Copyright: B\nLicense: Public Domain\nFiles:\nbirds/heron.webp\n")}
     extracted = tmp_path / "debs"
     (extracted / "pkg").mkdir(parents=True)
     write_rcc(extracted / "pkg" / "zoo.rcc", photos)

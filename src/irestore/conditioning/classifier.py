@@ -112,8 +112,11 @@ class ClassifierInfo:
             raise CheckpointError(f"{source}: malformed classifier config ({error})") from error
         if info.labels != LABELS:
             raise CheckpointError(f"{source}: classifier labels {list(info.labels)} differ from this irestore's {list(LABELS)}")
-        if info.head is not None and info.head.input_dim != head_input_dim(info.network):
-            raise CheckpointError(f"{source}: head input {info.head.input_dim} does not match DegNet's features ({head_input_dim(info.network)})")
+        if info.head is not None and not 0 < info.head.measures <= NUM_MEASURES:
+            raise CheckpointError(f"{source}: the head reads {info.head.measures} measurements; this irestore has {NUM_MEASURES}")
+        if info.head is not None and info.head.input_dim != head_input_dim(info.network, info.head.measures):
+            raise CheckpointError(f"{source}: head input {info.head.input_dim} does not match DegNet's features "
+                                  f"({head_input_dim(info.network, info.head.measures)})")
         return info
 
 
@@ -145,9 +148,9 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tup
     return network.to(device).eval(), info
 
 
-def head_input_dim(network: DegNetConfig) -> int:
+def head_input_dim(network: DegNetConfig, measures: int = NUM_MEASURES) -> int:
     pooled = 2 * sum(network.channels)
-    return 3 * pooled + 3 * network.num_labels + NUM_MEASURES
+    return 3 * pooled + 3 * network.num_labels + measures
 
 
 def head_features(tile_out: ClassifierOutput, global_out: ClassifierOutput | None, measures: Tensor) -> Tensor:
@@ -233,7 +236,7 @@ class DegradationClassifier:
         embedding = F.normalize(outputs[0].embedding.mean(0, keepdim=True), dim=-1).cpu()
         calibrated = self.network.head is not None and head
         if calibrated:  # the measurements are computed only here: the judge and format 1 skip them
-            logits, severity = self.network.head(self._features(views, outputs))
+            logits, severity = self.network.head(self._features(views, outputs, self.network.head.config.measures))
             probabilities, severity = torch.sigmoid(logits[0]), severity[0]
         else:
             probabilities, severity = self._mean_over_views(outputs)
@@ -259,20 +262,25 @@ class DegradationClassifier:
     @torch.inference_mode()
     def evidence(self, image: Tensor) -> tuple[list[ClassifierOutput], Tensor]:
         """DegNet's outputs per view batch (tiles, then the global view if any) and the head's
-        (1, D) feature vector: what :meth:`classify` decides from, and what the head is trained on."""
+        (1, D) feature vector with every measurement (a head reads the first ``measures`` of
+        them): what :meth:`classify` decides from, and what the head is trained on."""
         views, outputs = self._views(image)
         return outputs, self._features(views, outputs)
 
-    def _views(self, image: Tensor) -> tuple[list[Tensor], list[ClassifierOutput]]:
+    def view_crops(self, image: Tensor) -> list[Tensor]:
+        """The batches of views it looks at: native tiles, then the whole image if larger."""
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"expected a 1x3xHxW image tensor, got shape {tuple(image.shape)}")
         image = at_least(image.to(self.device, torch.float32), MIN_SIDE)
-        views = view_batches(image, self.tile, self.max_tiles, self.global_view)
+        return view_batches(image, self.tile, self.max_tiles, self.global_view)
+
+    def _views(self, image: Tensor) -> tuple[list[Tensor], list[ClassifierOutput]]:
+        views = self.view_crops(image)
         return views, [self.network(v.contiguous(memory_format=torch.channels_last)) for v in views]
 
     @staticmethod
-    def _features(views: list[Tensor], outputs: list[ClassifierOutput]) -> Tensor:
-        return head_features(outputs[0], outputs[1] if len(outputs) > 1 else None, measure(views[0], views[-1]))
+    def _features(views: list[Tensor], outputs: list[ClassifierOutput], measures: int = NUM_MEASURES) -> Tensor:
+        return head_features(outputs[0], outputs[1] if len(outputs) > 1 else None, measure(views[0], views[-1], measures))
 
     @staticmethod
     def _mean_over_views(outputs: list[ClassifierOutput]) -> tuple[Tensor, Tensor]:

@@ -47,8 +47,17 @@ GLOBAL_NAMES = (
     "luma_mean", "luma_p01", "luma_p50", "luma_p99", "luma_std", "saturation",
     "dark_channel_median", "dark_channel_p90", "dark_fraction", "local_contrast",
 )
-NAMES = tuple(f"{name}_{agg}" for name in TILE_NAMES for agg in ("mean", "min", "max")) + GLOBAL_NAMES
+FIRST_NAMES = tuple(f"{name}_{agg}" for name in TILE_NAMES for agg in ("mean", "min", "max")) + GLOBAL_NAMES
+# Added in the second release, after the first set: heads read the first ``measures`` of NAMES,
+# so a head trained on the first set keeps its inputs. Haze lifts the dark channel of every
+# region (a clean photo keeps dark patches somewhere, however much sky it shows); rain adds
+# bright thin streaks of one orientation in every tile.
+HAZE_NAMES = ("dark15_p01", "dark15_p05", "dark15_p10", "dark15_p25", "tile_dark15_p05_mean",
+              "tile_dark15_p05_min", "tile_dark15_p05_max")
+STREAK_NAMES = ("streak_coherence_mean", "streak_coherence_min", "streak_coherence_max", "streak_tile_agreement")
+NAMES = FIRST_NAMES + HAZE_NAMES + STREAK_NAMES
 NUM_MEASURES = len(NAMES)
+FIRST_RELEASE_MEASURES = len(FIRST_NAMES)
 
 
 def _quantile(rows: Tensor, q: float) -> Tensor:
@@ -240,9 +249,47 @@ def global_measures(view: Tensor) -> Tensor:
     return torch.stack([luma.mean(), p01, p50, p99, luma.std(), saturation, dark_median, dark_p90, dark_fraction, local_contrast])
 
 
-def measure(tiles: Tensor, view: Tensor) -> Tensor:
-    """The measurement vector (NUM_MEASURES,) of one image from its classifier views: the native
-    tiles and the whole image (downscaled if large; the image itself if it is one tile)."""
+def _dark_channel(rgb: Tensor, patch: int = 15) -> Tensor:
+    """(N, 3, H, W) -> (N, H*W): the minimum over colour channels and a patch x patch window."""
+    low = rgb.float().amin(1, keepdim=True)
+    return (-F.max_pool2d(-low, patch, stride=1, padding=patch // 2)).flatten(1)
+
+
+def haze_measures(tiles: Tensor, view: Tensor) -> Tensor:
+    """(len(HAZE_NAMES),): low percentiles of the whole view's dark channel (15 px patches, as in
+    the dark-channel prior), and each native tile's 5th percentile, aggregated over the tiles."""
+    dark = _dark_channel(view)
+    whole = [_quantile(dark, q)[0] for q in (0.01, 0.05, 0.1, 0.25)]
+    per_tile = _quantile(_dark_channel(tiles), 0.05)
+    return torch.stack([*whole, per_tile.mean(), per_tile.amin(), per_tile.amax()])
+
+
+def streak_measures(tiles: Tensor) -> Tensor:
+    """(len(STREAK_NAMES),): how much the bright thin structure of each tile (luminance above its
+    7 px mean) runs in one direction (structure-tensor coherence of its gradients), over the
+    tiles, and how well the tiles' directions agree (1: all the same)."""
+    luma = _luma(tiles.float())
+    bright = (luma - _box_mean(luma, 7)).clamp_min(0)
+    gy, gx = torch.gradient(bright, dim=(2, 3))
+    sxx, syy, sxy = (gx * gx).mean((1, 2, 3)), (gy * gy).mean((1, 2, 3)), (gx * gy).mean((1, 2, 3))
+    coherence_ = torch.sqrt(((sxx - syy) ** 2 + 4 * sxy**2).clamp_min(0)) / (sxx + syy + _EPS)
+    doubled = torch.atan2(2 * sxy, sxx - syy)  # twice the dominant orientation
+    resultant = torch.stack([(coherence_ * doubled.cos()).mean(), (coherence_ * doubled.sin()).mean()]).norm()
+    agreement = resultant / (coherence_.mean() + _EPS)
+    return torch.stack([coherence_.mean(), coherence_.amin(), coherence_.amax(), agreement])
+
+
+def extra_measures(tiles: Tensor, view: Tensor) -> Tensor:
+    """The measurements after the first release's (NAMES[FIRST_RELEASE_MEASURES:])."""
+    return torch.cat([haze_measures(tiles, view), streak_measures(tiles)]).nan_to_num(0.0)
+
+
+def measure(tiles: Tensor, view: Tensor, count: int = NUM_MEASURES) -> Tensor:
+    """The first ``count`` measurements (all by default) of one image from its classifier views:
+    the native tiles and the whole image (downscaled if large; the image itself if it is one tile)."""
     per_tile = tile_measures(tiles)
     aggregated = torch.stack([per_tile.mean(0), per_tile.amin(0), per_tile.amax(0)], 1).flatten()
-    return torch.cat([aggregated, global_measures(view)]).nan_to_num(0.0)
+    first = torch.cat([aggregated, global_measures(view)]).nan_to_num(0.0)
+    if count <= FIRST_RELEASE_MEASURES:
+        return first[:count]
+    return torch.cat([first, extra_measures(tiles, view)])[:count]

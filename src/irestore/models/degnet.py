@@ -110,6 +110,9 @@ class DegHeadConfig:
 
     input_dim: int
     hidden: tuple[int, ...] = (256, 128)
+    # how many of irestore.conditioning.measures.NAMES it reads (163: the first release's set,
+    # which heads saved before this field existed were trained on)
+    measures: int = 163
     dropout: float = 0.1
     num_labels: int = NUM_LABELS
 

@@ -36,8 +36,10 @@ from irestore.conditioning.classifier import (
     DegradationClassifier,
     head_input_dim,
     load_classifier,
+    read_classifier_info,
     save_classifier,
 )
+from irestore.conditioning.measures import measure
 from irestore.degrade.broad import broad_degradation
 from irestore.io import ImageError, image_to_tensor, list_images, read_image
 from irestore.labels import LABELS, TYPE_TO_LABEL, targets_from_params
@@ -64,13 +66,16 @@ def photo_group(relative: str, calibrate_fraction: float) -> str:
     return "calibrate" if value < calibrate_fraction else "fit"
 
 
+def photo_paths(folder: Path, exclude: Path | None = None) -> list[Path]:
+    """The photos under ``folder`` less those whose relative path also exists under ``exclude``."""
+    return [p for p in list_images(folder) if exclude is None or not (exclude / p.relative_to(folder)).exists()]
+
+
 def load_photos(folder: Path, exclude: Path | None = None) -> list[tuple[str, np.ndarray]]:
     """The photos under ``folder`` as (relative path, RGB), leaving out any whose relative path
     also exists under ``exclude`` (the held-out photos)."""
     photos = []
-    for path in list_images(folder):
-        if exclude is not None and (exclude / path.relative_to(folder)).exists():
-            continue
+    for path in photo_paths(folder, exclude):
         try:
             photos.append((str(path.relative_to(folder)), read_image(path).rgb))
         except ImageError as error:
@@ -131,16 +136,27 @@ def _chunk_path(folder: Path, index: int) -> Path:
     return folder / f"chunk-{index:05d}.npz"
 
 
-def _make_chunk(args) -> int:
-    folder, photos_dir, exclude, backbone, settings, index = args
-    torch.set_num_threads(1)
-    photos = _photos_cached(photos_dir, exclude)
-    classifier = DegradationClassifier.from_pretrained(backbone)
+def _samples(photos: list[tuple[str, np.ndarray]], settings: CacheSettings, index: int):
+    """The chunk's seeded samples: (photo's relative path, degraded image with its params)."""
     rng = np.random.default_rng([settings.seed, index])
-    rows = {"features": [], "labels": [], "severity": [], "group": [], "kind": [], "change_db": [], "change_peak": []}
     for _ in range(settings.chunk):
         relative, photo = photos[int(rng.integers(len(photos)))]
-        degraded = broad_degradation(jitter(draw_view(photo, rng, settings.crop), rng), rng)
+        yield relative, broad_degradation(jitter(draw_view(photo, rng, settings.crop), rng), rng)
+
+
+def _write_chunk(target: Path, rows: dict) -> None:
+    partial = target.with_suffix(".partial.npz")
+    np.savez(partial, **{k: np.asarray(v) for k, v in rows.items()})
+    partial.replace(target)  # atomic: an interrupted chunk is recomputed, never half-read
+
+
+def _make_chunk(args) -> int:
+    folder, photos_dir, photo_list, backbone, settings, index = args
+    torch.set_num_threads(1)
+    photos = _photos_cached(photos_dir, photo_list)
+    classifier = DegradationClassifier.from_pretrained(backbone)
+    rows = {"features": [], "labels": [], "severity": [], "group": [], "kind": [], "change_db": [], "change_peak": []}
+    for relative, degraded in _samples(photos, settings, index):
         labels, severity, _ = targets_from_params(degraded.params)
         change_db, change_peak = step_changes(degraded.params)
         rows["change_db"].append(change_db)
@@ -151,25 +167,57 @@ def _make_chunk(args) -> int:
         rows["severity"].append(severity)
         rows["group"].append(photo_group(relative, settings.calibrate_fraction))
         rows["kind"].append(degraded.params["type"])
-    target = _chunk_path(folder, index)
-    partial = target.with_suffix(".partial.npz")
-    np.savez(partial, **{k: np.asarray(v) for k, v in rows.items()})
-    partial.replace(target)  # atomic: an interrupted chunk is recomputed, never half-read
+    _write_chunk(_chunk_path(folder, index), rows)
+    return index
+
+
+def _extend_chunk(args) -> int:
+    """Add the measurements a chunk lacks (it was cached before they existed): the same seeded
+    samples drawn again, checked against the stored targets, and only the new columns computed
+    (DegNet's part and the first measurements are already there)."""
+    folder, photos_dir, photo_list, backbone, settings, index = args
+    torch.set_num_threads(1)
+    photos = _photos_cached(photos_dir, photo_list)
+    classifier = DegradationClassifier.from_pretrained(backbone)
+    path = _chunk_path(folder, index)
+    with np.load(path) as stored:
+        rows = {key: stored[key] for key in stored.files}
+    have = rows["features"].shape[1] - head_input_dim(classifier.info.network, 0)
+    extra = []
+    for k, (_, degraded) in enumerate(_samples(photos, settings, index)):
+        if not np.array_equal(step_changes(degraded.params)[0], rows["change_db"][k]):
+            raise SystemExit(f"{path}: sample {k} drawn again differs from the cached one (the photos under "
+                             f"{photos_dir} changed?); rebuild this cache in a new folder")
+        views = classifier.view_crops(image_to_tensor(degraded.image))
+        extra.append(measure(views[0], views[-1])[have:].numpy().astype(np.float32))
+    rows["features"] = np.concatenate([rows["features"], np.stack(extra)], 1)
+    _write_chunk(path, rows)
     return index
 
 
 _PHOTOS: dict[tuple, list] = {}
 
 
-def _photos_cached(folder: str, exclude: str | None) -> list[tuple[str, np.ndarray]]:
-    if (folder, exclude) not in _PHOTOS:
-        _PHOTOS[folder, exclude] = load_photos(Path(folder), None if exclude is None else Path(exclude))
-    return _PHOTOS[folder, exclude]
+def _photos_cached(folder: str, photo_list: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    """The cache's photos, in its recorded order (photos added to the folder later are not drawn)."""
+    if (folder, photo_list) not in _PHOTOS:
+        photos = []
+        for relative in photo_list:
+            try:
+                photos.append((relative, read_image(Path(folder) / relative).rgb))
+            except ImageError as error:
+                raise SystemExit(f"a photo of the cache is unreadable: {error}") from error
+        _PHOTOS[folder, photo_list] = photos
+    return _PHOTOS[folder, photo_list]
 
 
 def build_cache(folder: Path, photos: Path, backbone: str, settings: CacheSettings, workers: int = 2,
                 exclude: Path | None = None) -> None:
-    """Compute every missing chunk of the feature cache (resumable; seeded per chunk)."""
+    """Compute every missing chunk of the feature cache (resumable; seeded per chunk), and add to
+    chunks cached before the current measurements existed the columns they lack.
+
+    The photo list is recorded in ``cache.json`` when the cache is started: photos added to the
+    folder later do not change which photo a seeded sample draws."""
     folder.mkdir(parents=True, exist_ok=True)
     # the sample count may grow between runs (more chunks); everything else fixes the samples
     fixed = {k: v for k, v in settings.__dict__.items() if k != "samples"} | {"crop": list(settings.crop)}
@@ -177,16 +225,35 @@ def build_cache(folder: Path, photos: Path, backbone: str, settings: CacheSettin
     if exclude is not None:
         meta["exclude"] = str(exclude)
     meta_file = folder / "cache.json"
-    if meta_file.exists() and json.loads(meta_file.read_text()) != meta:
+    recorded = json.loads(meta_file.read_text()) if meta_file.exists() else None
+    if recorded is not None and {k: v for k, v in recorded.items() if k != "photo_list"} != meta:
         raise SystemExit(f"{folder} holds a cache built with other settings ({meta_file}); use another folder")
+    if recorded is not None and "photo_list" in recorded:
+        meta["photo_list"] = recorded["photo_list"]
+    else:  # a new cache, or one from before the list was recorded (whose photos must not have changed)
+        meta["photo_list"] = [str(path.relative_to(photos)) for path in photo_paths(photos, exclude)]
     meta_file.write_text(json.dumps(meta, indent=2))
-    todo = [i for i in range(math.ceil(settings.samples / settings.chunk)) if not _chunk_path(folder, i).exists()]
+    photo_list = tuple(meta["photo_list"])
+    chunks = range(math.ceil(settings.samples / settings.chunk))
+    todo = [i for i in chunks if not _chunk_path(folder, i).exists()]
+    narrow = [i for i in chunks if i not in todo and _chunk_width(folder, i) < _full_width(backbone)]
     began = time.time()
-    args = [(folder, str(photos), None if exclude is None else str(exclude), backbone, settings, i) for i in todo]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for done, index in enumerate(pool.map(_make_chunk, args), 1):
-            rate = done * settings.chunk / (time.time() - began)
-            print(f"chunk {index} done ({done}/{len(todo)}, {rate:.1f} samples/s)", flush=True)
+        for work, indices, verb in ((_make_chunk, todo, "done"), (_extend_chunk, narrow, "extended")):
+            args = [(folder, str(photos), photo_list, backbone, settings, i) for i in indices]
+            for done, index in enumerate(pool.map(work, args), 1):
+                rate = done * settings.chunk / (time.time() - began)
+                print(f"chunk {index} {verb} ({done}/{len(indices)}, {rate:.1f} samples/s)", flush=True)
+            began = time.time()
+
+
+def _chunk_width(folder: Path, index: int) -> int:
+    with np.load(_chunk_path(folder, index)) as chunk:
+        return int(chunk["features"].shape[1])
+
+
+def _full_width(backbone: str) -> int:
+    return head_input_dim(read_classifier_info(resolve_weights(backbone)).network)
 
 
 def read_cache(*folders: Path) -> dict[str, np.ndarray]:
@@ -354,7 +421,8 @@ def train_head(cache: Path | Sequence[Path], backbone: str, out: Path, config: D
     if "change_db" in data:
         data["labels"] = visible_labels(data)
     network, info = load_classifier(resolve_weights(backbone))
-    config = config or DegHeadConfig(input_dim=head_input_dim(info.network))
+    measures = data["features"].shape[1] - head_input_dim(info.network, 0)  # as many as the cache holds
+    config = config or DegHeadConfig(input_dim=head_input_dim(info.network, measures), measures=measures)
     head = fit_head(data, config, epochs)
     report = calibrate(head, data)
     thresholds, absent = report.pop("levels")
