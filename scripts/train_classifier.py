@@ -2,7 +2,7 @@
 
     python scripts/train_classifier.py cache CACHE_DIR PHOTO_DIR [--exclude HELD_OUT_DIR] [--backbone PATH]
         [--samples N] [--seed S] [--workers 2]
-    python scripts/train_classifier.py fit OUT_DIR CACHE_DIR [CACHE_DIR ...] [--backbone PATH] [--epochs 60]
+    python scripts/train_classifier.py fit OUT_DIR CACHE_DIR [CACHE_DIR ...] [--backbone PATH] [--epochs 60] [--measures N]
 
 `cache` computes seeded feature chunks (resumable: rerun it after an interruption); `fit`
 trains the head on one or more caches (of different photo folders, say), calibrates it on the held-out photo group, and writes a classifier
@@ -34,11 +34,12 @@ def main() -> None:
     fit.add_argument("caches", type=Path, nargs="+")
     fit.add_argument("--backbone", default="degnet-default")
     fit.add_argument("--epochs", type=int, default=60)
+    fit.add_argument("--measures", type=int, help="train on the first N measurements only (default: all the caches hold)")
     args = parser.parse_args()
     if args.stage == "cache":
         build_cache(args.cache, args.photos, args.backbone, CacheSettings(samples=args.samples, seed=args.seed), args.workers, args.exclude)
     else:
-        train_head(args.caches, args.backbone, args.out, epochs=args.epochs)
+        train_head(args.caches, args.backbone, args.out, epochs=args.epochs, measures=args.measures)
 
 
 if __name__ == "__main__":

@@ -424,6 +424,13 @@ def test_a_cache_from_before_new_measurements_is_extended_to_what_a_fresh_cache_
     extended = H.read_cache(cache)
     assert extended["features"].shape == fresh["features"].shape
     assert np.allclose(extended["features"], fresh["features"], atol=1e-6)
+    # a head on the first release's measurements only, from the same cache, loads and classifies
+    first = H.train_head(cache, str(backbone), tmp_path / "first", epochs=1, measures=M.FIRST_RELEASE_MEASURES)
+    classifier = DegradationClassifier.from_pretrained(first)
+    assert classifier.network.head.config.measures == M.FIRST_RELEASE_MEASURES
+    assert set(classifier.classify(torch.rand(1, 3, 70, 90)).probabilities) == set(LABELS)
+    with pytest.raises(SystemExit, match=f"hold {M.NUM_MEASURES} measurements"):
+        H.train_head(cache, str(backbone), tmp_path / "too-many", epochs=1, measures=M.NUM_MEASURES + 1)
     assert json.loads((cache / "cache.json").read_text())["photo_list"] == sorted(_photo_names(0.2))
     # a photo of the cache that changed is caught when its samples are drawn again
     rows["features"] = rows["features"]

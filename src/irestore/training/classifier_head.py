@@ -413,7 +413,7 @@ def calibrate(head: DegHead, data: dict[str, np.ndarray], clean_budget: float = 
 
 
 def train_head(cache: Path | Sequence[Path], backbone: str, out: Path, config: DegHeadConfig | None = None,
-               epochs: int = 60) -> Path:
+               epochs: int = 60, measures: int | None = None) -> Path:
     """Stages 2 and 3 on built caches; writes a classifier checkpoint folder."""
     began = time.time()
     caches = [cache] if isinstance(cache, Path) else list(cache)
@@ -421,7 +421,11 @@ def train_head(cache: Path | Sequence[Path], backbone: str, out: Path, config: D
     if "change_db" in data:
         data["labels"] = visible_labels(data)
     network, info = load_classifier(resolve_weights(backbone))
-    measures = data["features"].shape[1] - head_input_dim(info.network, 0)  # as many as the cache holds
+    held = data["features"].shape[1] - head_input_dim(info.network, 0)
+    measures = held if measures is None else measures  # default: as many as the cache holds
+    if not 0 < measures <= held:
+        raise SystemExit(f"the caches hold {held} measurements; cannot train a head on {measures}")
+    data["features"] = data["features"][:, : head_input_dim(info.network, measures)]
     config = config or DegHeadConfig(input_dim=head_input_dim(info.network, measures), measures=measures)
     head = fit_head(data, config, epochs)
     report = calibrate(head, data)
