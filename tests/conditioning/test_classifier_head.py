@@ -365,13 +365,19 @@ def _photo_names(fraction: float) -> list[str]:
     raise AssertionError("no split")
 
 
-def test_head_training_is_resumable_and_writes_a_calibrated_checkpoint(tmp_path):
+def _photos_and_backbone(tmp_path):
+    """A folder with one texture photo in each group (fit, calibrate) and a random backbone."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, name in enumerate(_photo_names(0.2)):
         pixels = np.round(np.clip(_texture(128, i)[0].permute(1, 2, 0).numpy(), 0, 1) * 255).astype(np.uint8)
         Image.fromarray(pixels).save(photos / name)
     backbone, _ = random_checkpoint(tmp_path / "backbone")
+    return photos, backbone
+
+
+def test_head_training_is_resumable_and_writes_a_calibrated_checkpoint(tmp_path):
+    photos, backbone = _photos_and_backbone(tmp_path)
     settings = H.CacheSettings(samples=12, chunk=3, crop=(64, 96))
     cache = tmp_path / "cache"
     H.build_cache(cache, photos, str(backbone), settings, workers=1)
@@ -402,12 +408,7 @@ def test_head_training_is_resumable_and_writes_a_calibrated_checkpoint(tmp_path)
 
 
 def test_a_cache_from_before_new_measurements_is_extended_to_what_a_fresh_cache_holds(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i, name in enumerate(_photo_names(0.2)):
-        pixels = np.round(np.clip(_texture(128, i)[0].permute(1, 2, 0).numpy(), 0, 1) * 255).astype(np.uint8)
-        Image.fromarray(pixels).save(photos / name)
-    backbone, _ = random_checkpoint(tmp_path / "backbone")
+    photos, backbone = _photos_and_backbone(tmp_path)
     settings = H.CacheSettings(samples=6, chunk=3, crop=(64, 96))
     cache = tmp_path / "cache"
     H.build_cache(cache, photos, str(backbone), settings, workers=1)
