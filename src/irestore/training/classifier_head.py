@@ -39,7 +39,7 @@ from irestore.conditioning.classifier import (
     read_classifier_info,
     save_classifier,
 )
-from irestore.conditioning.measures import measure
+from irestore.conditioning.measures import FIRST_RELEASE_MEASURES, extra_measures, measure
 from irestore.degrade.broad import broad_degradation
 from irestore.io import ImageError, image_to_tensor, list_images, read_image
 from irestore.labels import LABELS, TYPE_TO_LABEL, targets_from_params
@@ -189,7 +189,11 @@ def _extend_chunk(args) -> int:
             raise SystemExit(f"{path}: sample {k} drawn again differs from the cached one (the photos under "
                              f"{photos_dir} changed?); rebuild this cache in a new folder")
         views = classifier.view_crops(image_to_tensor(degraded.image))
-        extra.append(measure(views[0], views[-1])[have:].numpy().astype(np.float32))
+        if have >= FIRST_RELEASE_MEASURES:  # the usual case: only the later set is computed
+            missing = extra_measures(views[0], views[-1])[have - FIRST_RELEASE_MEASURES :]
+        else:
+            missing = measure(views[0], views[-1])[have:]
+        extra.append(missing.numpy().astype(np.float32))
     rows["features"] = np.concatenate([rows["features"], np.stack(extra)], 1)
     _write_chunk(path, rows)
     return index
@@ -236,7 +240,8 @@ def build_cache(folder: Path, photos: Path, backbone: str, settings: CacheSettin
     photo_list = tuple(meta["photo_list"])
     chunks = range(math.ceil(settings.samples / settings.chunk))
     todo = [i for i in chunks if not _chunk_path(folder, i).exists()]
-    narrow = [i for i in chunks if i not in todo and _chunk_width(folder, i) < _full_width(backbone)]
+    full_width = head_input_dim(read_classifier_info(resolve_weights(backbone)).network)
+    narrow = [i for i in chunks if i not in todo and _chunk_width(folder, i) < full_width]
     began = time.time()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for work, indices, verb in ((_make_chunk, todo, "done"), (_extend_chunk, narrow, "extended")):
@@ -250,10 +255,6 @@ def build_cache(folder: Path, photos: Path, backbone: str, settings: CacheSettin
 def _chunk_width(folder: Path, index: int) -> int:
     with np.load(_chunk_path(folder, index)) as chunk:
         return int(chunk["features"].shape[1])
-
-
-def _full_width(backbone: str) -> int:
-    return head_input_dim(read_classifier_info(resolve_weights(backbone)).network)
 
 
 def read_cache(*folders: Path) -> dict[str, np.ndarray]:
