@@ -16,6 +16,10 @@ homogeneous tinted fog):
   45-65 degrees off vertical, 70-160 px long, 3.5-6 px wide with soft edges, alpha-composited
   (occluding) in a grey-blue drop colour, with a faint wet-lens veil;
 - haze: fog thickening linearly towards the top, far transmission 0.35-0.75, tinted airlight;
+- haze-outside: haze past the broad training family's airlight (irestore.degrade.broad: grey at
+  0.6-1.0, each channel within 10 % of the others): a coloured smog or dusk airlight (warm brown
+  or cool blue, channels 25-45 % apart) at 0.45-0.9, with depth rising to a horizon at 35-60 % of
+  the height and constant above it (a ground plane under a sky), far transmission 0.15-0.45;
 - lowlight: exposure 0.05-0.3 applied in linear light (sRGB gamma), read noise 1-4 levels;
 - lowlight-outside: low light past the broad training family's ranges (irestore.degrade.broad: mean
   brightness 0.03-0.22, a cast within 25 % per channel, read noise up to 8 levels): mean brightness
@@ -128,6 +132,19 @@ def haze(image, rng):
     return _f32(image * transmission + tint.astype(np.float32) * (1 - transmission)), {"type": "haze", "beta": beta}
 
 
+def haze_outside(image, rng):
+    h = image.shape[0]
+    far = float(rng.uniform(0.15, 0.45))
+    horizon = float(rng.uniform(0.35, 0.6))  # from the top
+    rows = np.linspace(0, 1, h, dtype=np.float32)
+    distance = np.clip((1 - rows) / (1 - horizon), 0, 1) ** 2  # the ground plane: far at the horizon and above
+    transmission = far ** (0.15 + 0.85 * distance)[:, None, None]
+    warm, cool = np.array([1.0, 0.8, 0.58]), np.array([0.62, 0.75, 1.0])
+    colour = (warm if rng.random() < 0.5 else cool) * rng.uniform(0.45, 0.9)
+    beta = float(-np.log(far) / 8)
+    return _f32(image * transmission + colour.astype(np.float32) * (1 - transmission)), {"type": "haze", "beta": beta}
+
+
 def _to_linear(srgb: np.ndarray) -> np.ndarray:
     return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
 
@@ -185,7 +202,7 @@ def lowres(image, rng):
 
 FAMILIES = {"noise": noise, "motion": motion, "defocus": defocus, "rain": rain, "haze": haze,
             "lowlight": lowlight, "jpeg": jpeg, "lowres": lowres}
-EXTRA_FAMILIES = {"rain-outside": rain_outside, "lowlight-outside": lowlight_outside}  # for alt_pairs only: not in mixtures or classifier_eval
+EXTRA_FAMILIES = {"rain-outside": rain_outside, "haze-outside": haze_outside, "lowlight-outside": lowlight_outside}  # for alt_pairs only: not in mixtures or classifier_eval
 ORDER = ("haze", "rain", "motion", "defocus", "lowres", "lowlight", "noise", "jpeg")  # scene, optics, sensor, codec
 
 
