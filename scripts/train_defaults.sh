@@ -28,7 +28,8 @@ export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
 mkdir -p "$work"
 "$here/fetch_photos.sh" "$work/photos"
-"$python" "$here/resize_photos.py" "$work/photos" "$work/photos-1k" --max-side 1024 --min-factor tuxpaint-data=1.6
+"$python" "$here/resize_photos.py" "$work/photos" "$work/photos-1k" --max-side 1024 --min-factor tuxpaint-data=1.6 \
+    --min-factor gcompris-qt-data=1.6
 
 train() {  # train NAME CONFIG [flags...]
     local name=$1 config=$2
@@ -62,3 +63,5 @@ train derain derain.yaml
 "$python" "$here/package_model.py" restorer "$work/derain/best" derain --steps 1
 train lowlight lowlight.yaml
 "$python" "$here/package_model.py" restorer "$work/lowlight/best" lowlight --steps 1
+train dehaze dehaze.yaml
+"$python" "$here/package_model.py" restorer "$work/dehaze/best" dehaze --steps 1
