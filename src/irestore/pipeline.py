@@ -29,11 +29,13 @@ __all__ = ["DEFAULT_MODEL", "MethodModel", "NonFiniteOutputError", "Restorer", "
 ALLINONE_MODEL = "allinone-small"
 DERAIN_MODEL = "derain"
 LOWLIGHT_MODEL = "lowlight"
+DEHAZE_MODEL = "dehaze"
 # the diffusion checkpoints shipped in src/irestore/assets (each folder has a model card)
 SHIPPED_RESTORERS = {
     ALLINONE_MODEL: "all-in-one text-conditioned IR-SDE restorer (ERUNet-small, MiniLM prompts, DegNet embedding)",
     DERAIN_MODEL: "rain specialist (M3UNet-small direct regressor, one pass, MiniLM prompts)",
     LOWLIGHT_MODEL: "low-light specialist: brightens and denoises (M3UNet-small direct regressor, one pass, MiniLM prompts)",
+    DEHAZE_MODEL: "haze specialist (M3UNet-small direct regressor, one pass, MiniLM prompts)",
 }
 for _name, _description in SHIPPED_RESTORERS.items():
     register_weights(

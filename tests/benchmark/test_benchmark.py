@@ -178,7 +178,7 @@ def test_pairs_suite_matches_by_relative_path_and_blind_peers_estimate_what_they
 def test_default_methods_are_identity_and_the_pool_members_for_the_suite():
     from irestore.benchmark.suites import build_suite
 
-    assert default_methods(build_suite("all-in-one")) == ("identity", "ffdnet-color", "derain", "allinone-small")
+    assert default_methods(build_suite("all-in-one")) == ("identity", "ffdnet-color", "derain", "dehaze", "allinone-small")
     assert default_methods(build_suite("denoise")) == ("identity", "ffdnet-color", "allinone-small")
     assert default_methods(build_suite("deblur")) == ("identity", "pnp-deblur", "allinone-small")
 

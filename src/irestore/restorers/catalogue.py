@@ -108,7 +108,15 @@ LOWLIGHT_CARD = Card(
     fixes={"lowlight": ALL_LABELS["lowlight"]}, parameters="text prompt", s_per_mp=3.3,
     weights="shipped in irestore (src/irestore/assets/lowlight)",
 )
-SHIPPED = {ALLINONE: ALLINONE_CARD, DERAIN: DERAIN_CARD, LOWLIGHT: LOWLIGHT_CARD}  # the checkpoints in src/irestore/assets
+DEHAZE = "dehaze"
+# Trained on the broad haze family only (configs/dehaze.yaml), with clean photos mixed in so it leaves clear
+# photos (and a photo's clear near ground) alone; one pass.
+DEHAZE_CARD = Card(
+    DEHAZE, "shipped haze specialist (M3UNet-small direct regressor, one pass, text prompt)",
+    fixes={"haze": ALL_LABELS["haze"]}, parameters="text prompt", s_per_mp=3.3,
+    weights="shipped in irestore (src/irestore/assets/dehaze)",
+)
+SHIPPED = {ALLINONE: ALLINONE_CARD, DERAIN: DERAIN_CARD, LOWLIGHT: LOWLIGHT_CARD, DEHAZE: DEHAZE_CARD}  # the checkpoints in src/irestore/assets
 
 
 def _shipped(spec: str, device: str, seed: int) -> RestorationMethod:
