@@ -21,7 +21,7 @@ from irestore.labels import LABELS
 from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
 from irestore.plan.pool import DEFAULT_POOL
-from irestore.restorers import ArrayMethod, Card, create_restorer, method_info
+from irestore.restorers import ArrayMethod, Card, MethodSkipped, create_restorer, method_info
 from irestore.restorers.ffdnet import estimate_noise_sigma
 from paths import TEST_DATA
 
@@ -239,6 +239,28 @@ def test_fixed_mode_follows_the_camera_reverse_order_without_evaluating():
     result = AdaptiveRestorer(planner, "fixed").restore_planned(noisy_dark)
     assert [str(s) for s in result.plan.steps] == ["noise:ffdnet-color", "lowlight:gamma"]  # noise before exposure
     assert result.plan.evaluations == [] and all(entry["kept"] for entry in result.run)
+
+
+class Declines(ArrayMethod):
+    """Claims low light, then declines the whole image (as the blind deblurrer does when the photo's
+    spectrum shows no lens disk): MethodSkipped, not an image."""
+
+    card = Card("declines", "a stand-in that skips every image", fixes={"lowlight": (0.25, 0.02)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        raise MethodSkipped("no lens disk in the spectrum")
+
+
+def test_a_step_whose_member_declines_the_whole_image_is_dropped_and_the_rest_of_the_plan_runs():
+    planner = Planner(MeasuringClassifier(), {**_real("ffdnet-color"), "declines": Declines()},
+                      {"noise": ("ffdnet-color",), "lowlight": ("declines",)}, PlannerSettings(refine=None))
+    dark = degrade.lowlight(_clean(), np.random.default_rng(0), brightness=0.08).image
+    noisy_dark = degrade.noise(dark, np.random.default_rng(1), sigma=20).image
+    result = AdaptiveRestorer(planner, "fixed").restore_planned(image_to_tensor(noisy_dark))
+    assert [str(s) for s in result.plan.steps] == ["noise:ffdnet-color", "lowlight:declines"]
+    assert [(e["step"], e["kept"]) for e in result.run] == [("noise:ffdnet-color", True), ("lowlight:declines", False)]
+    assert "no lens disk" in result.run[1]["skipped"]
+    assert psnr(tensor_to_rgb(result.image), dark) > psnr(noisy_dark, dark) + 3  # the denoising step stayed
 
 
 class BlurSeeingClassifier(MeasuringClassifier):

@@ -399,7 +399,12 @@ class Planner:
                 began = time.perf_counter()
                 observe.stage(str(attempt))
                 method, count = self.runner(attempt.method, current)
-                out = method.restore(current, self.condition(attempt, classification, prompt), settings)
+                try:
+                    out = method.restore(current, self.condition(attempt, classification, prompt), settings)
+                except MethodSkipped as skipped:  # e.g. no lens disk in the whole photo's spectrum: the step goes
+                    done.append({"step": str(attempt), "seconds": round(time.perf_counter() - began, 3), "kept": False,
+                                 "skipped": str(skipped)})
+                    continue
                 entry = {"step": str(attempt), "seconds": round(time.perf_counter() - began, 3), "kept": True}
                 if count > 1:
                     entry["ensemble"] = count
