@@ -91,31 +91,28 @@ ALLINONE_CARD = Card(
 )
 
 
+def _specialist_card(name: str, kind: str, label: str) -> Card:
+    """The card of a shipped one-pass specialist (M3UNet-small direct regressor) for one label."""
+    return Card(
+        name, f"shipped {kind} specialist (M3UNet-small direct regressor, one pass, text prompt)",
+        fixes={label: ALL_LABELS[label]}, parameters="text prompt", s_per_mp=3.3,
+        weights=f"shipped in irestore (src/irestore/assets/{name})",
+    )
+
+
 DERAIN = "derain"
 # Trained on the broad rain family only (configs/derain.yaml), with clean photos mixed in so it leaves
 # rain-free pixels alone; one pass (a direct regressor), so it costs a fraction of the diffusion members.
-DERAIN_CARD = Card(
-    DERAIN, "shipped rain specialist (M3UNet-small direct regressor, one pass, text prompt)",
-    fixes={"rain": ALL_LABELS["rain"]}, parameters="text prompt", s_per_mp=3.3,
-    weights="shipped in irestore (src/irestore/assets/derain)",
-)
+DERAIN_CARD = _specialist_card(DERAIN, "rain", "rain")
 LOWLIGHT = "lowlight"
 # Trained on the broad low-light family only (configs/lowlight.yaml): it brightens and removes the sensor
 # noise that comes with the exposure, in one pass; clean photos were mixed in so it leaves exposed ones be.
 # Registered (--model, --plan lowlight:lowlight, the benchmark) but not in the default pool (plan/pool.py).
-LOWLIGHT_CARD = Card(
-    LOWLIGHT, "shipped low-light specialist (M3UNet-small direct regressor, one pass, text prompt)",
-    fixes={"lowlight": ALL_LABELS["lowlight"]}, parameters="text prompt", s_per_mp=3.3,
-    weights="shipped in irestore (src/irestore/assets/lowlight)",
-)
+LOWLIGHT_CARD = _specialist_card(LOWLIGHT, "low-light", "lowlight")
 DEHAZE = "dehaze"
 # Trained on the broad haze family only (configs/dehaze.yaml), with clean photos mixed in so it leaves clear
-# photos (and a photo's clear near ground) alone; one pass.
-DEHAZE_CARD = Card(
-    DEHAZE, "shipped haze specialist (M3UNet-small direct regressor, one pass, text prompt)",
-    fixes={"haze": ALL_LABELS["haze"]}, parameters="text prompt", s_per_mp=3.3,
-    weights="shipped in irestore (src/irestore/assets/dehaze)",
-)
+# photos alone; one pass.
+DEHAZE_CARD = _specialist_card(DEHAZE, "haze", "haze")
 SHIPPED = {ALLINONE: ALLINONE_CARD, DERAIN: DERAIN_CARD, LOWLIGHT: LOWLIGHT_CARD, DEHAZE: DEHAZE_CARD}  # the checkpoints in src/irestore/assets
 
 
