@@ -199,6 +199,54 @@ def test_the_whole_image_run_rolls_back_a_step_that_helped_only_on_the_proxy():
     assert "lowlight:harmful-when-large" in result.to_record()["plan_rolled_back"]
 
 
+class FaintNoiseClassifier(MeasuringClassifier):
+    """The same measurements, but noise is seen at a third of its strength: never detected (at most
+    0.33, threshold 0.5), as the calibrated classifier misses haze under noise."""
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        result = super().classify(image)
+        probabilities = result.probabilities | {"noise": result.probabilities["noise"] / 3}
+        return Classification(probabilities, result.severity, result.embedding, backend="measuring")
+
+
+def _dark_noisy() -> torch.Tensor:
+    dark = degrade.lowlight(_clean(), np.random.default_rng(0), brightness=0.08).image
+    return image_to_tensor(degrade.noise(dark, np.random.default_rng(1), sigma=15).image)
+
+
+def _faint_planner(pool, preferences, **settings) -> AdaptiveRestorer:
+    return AdaptiveRestorer(Planner(FaintNoiseClassifier(), pool, preferences, PlannerSettings(refine=None, **settings)), "auto")
+
+
+def test_on_a_degraded_photo_a_probable_undetected_degradation_is_tried_and_kept_when_it_helps():
+    pool, preferences = _real("ffdnet-color", "gamma"), {"noise": ("ffdnet-color",), "lowlight": ("gamma",)}
+    image = _dark_noisy()
+    assert 0.15 <= FaintNoiseClassifier().classify(image).probabilities["noise"] < 0.5  # probable, not detected
+    exploring = _faint_planner(pool, preferences).restore_planned(image)
+    assert exploring.plan.explored == ["noise"] and exploring.plan.candidates == ["noise", "lowlight"]
+    assert {str(s) for s in exploring.plan.steps} == {"noise:ffdnet-color", "lowlight:gamma"}
+    assert exploring.applied.count(":") == 2  # both kept on the whole image too
+    cautious = _faint_planner(pool, preferences, explore=None).restore_planned(image)
+    assert cautious.plan.explored == [] and [str(s) for s in cautious.plan.steps] == ["lowlight:gamma"]
+    assert exploring.to_record()["plan_details"]["explored"] == ["noise"]
+
+
+def test_a_guess_is_tried_with_the_preferred_member_only_and_rolled_back_when_it_harms():
+    pool = {**_real("ffdnet-color", "gamma"), "harmful": Harmful()}
+    result = _faint_planner(pool, {"noise": ("harmful", "ffdnet-color"), "lowlight": ("gamma",)}).restore_planned(_dark_noisy())
+    tried = [e.step for e in result.plan.evaluations]
+    assert "noise:harmful" in tried and "noise:ffdnet-color" not in tried
+    assert [str(s) for s in result.plan.steps] == ["lowlight:gamma"]
+
+
+@pytest.mark.parametrize("settings,prompt", [({"explore_cost": 1.0}, None), ({}, "keep the grain"), ({}, "brighten only")])
+def test_no_guess_with_a_costly_member_or_against_the_prompt(settings, prompt):
+    pool, preferences = _real("ffdnet-color", "gamma"), {"noise": ("ffdnet-color",), "lowlight": ("gamma",)}
+    adaptive = _faint_planner(pool, preferences, **settings)  # ffdnet-color's card: 6.1 s/MP
+    plan, _, _ = adaptive.plan(_dark_noisy(), prompt or "", "--prompt" if prompt else "none")
+    assert plan.explored == [] and "noise" not in plan.candidates
+
+
 # --------------------------------------------------------------------------- prompts
 
 

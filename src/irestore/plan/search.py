@@ -82,6 +82,7 @@ class Plan:
     detected: list[str]  # the classifier's labels
     candidates: list[str]  # the labels the search considered
     intent: dict
+    explored: list[str] = field(default_factory=list)  # candidates on trial: probable, not detected (PlannerSettings.explore)
     score_before: float | None = None
     score_after: float | None = None
     evaluations: list[Evaluation] = field(default_factory=list)
@@ -103,6 +104,7 @@ class Plan:
             "steps": [str(s) for s in self.steps],
             "detected": self.detected,
             "candidates": self.candidates,
+            "explored": self.explored,
             "intent": self.intent,
             "score_before": _round(self.score_before),
             "score_after": _round(self.score_after),
@@ -128,6 +130,14 @@ class PlannerSettings:
     accept: float = 0.1  # a member that leaves its label below this probability ends the search for that label
     preference_penalty: float = 0.15  # cost of using a label's second member instead of its first (see _cost)
     lookahead: bool = True  # a step that does not help alone may stay when the next step makes the pair help
+    # on an image already found degraded, a label the classifier gives at least this probability
+    # without detecting it is tried too, with its preferred member only, when that member costs at
+    # most explore_cost s/MP (card): the calibrated thresholds, set to keep clean photos clean, miss
+    # haze under noise or JPEG; trying the cheap step and judging it is how the search finds it.
+    # A photo called clean is not explored: the judge would accept a step that removes what it
+    # barely saw (None: never explore)
+    explore: float | None = 0.15
+    explore_cost: float = 10.0
     refine: str | None = None  # final refinement member to try, e.g. "allinone-small" (None: never)
     # the whole-image run uses a member's 8-fold self-ensemble when its card's measured gain reaches
     # this many dB and the 7 extra runs are estimated (card s/MP) to cost at most ensemble_budget_s
@@ -242,6 +252,16 @@ class Planner:
         labels = wanted if intent.only else found | wanted
         return [label for label in FIXED_ORDER if label in labels - intent.forbid and self.members_for(label)]
 
+    def explorable(self, probabilities: dict[str, float], candidates: list[str], intent: Intent) -> list[str]:
+        """Labels to try on trial, when there are ``candidates`` already: at least ``explore`` probable,
+        not candidates themselves, not forbidden, and with a preferred member cheap enough to try on a guess."""
+        floor = self.settings.explore
+        if floor is None or intent.only or not candidates:
+            return []
+        return [label for label in FIXED_ORDER
+                if label not in candidates and label not in intent.forbid and probabilities.get(label, 0.0) >= floor
+                and self.members_for(label) and (self.card(self.members_for(label)[0]).s_per_mp or 0.0) <= self.settings.explore_cost]
+
     @torch.inference_mode()
     def plan(self, image: Tensor, classification: Classification, intent: Intent = Intent(),
              prompt: str = "", mode: str = "auto") -> Plan:
@@ -253,8 +273,15 @@ class Planner:
             raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "fixed":
             plan.steps = self.fixed_steps(candidates)
-        elif candidates:  # auto; with nothing detected or asked for the image goes through untouched, no proxy needed
+            return self._timed(plan, started)
+        plan.explored = self.explorable(classification.probabilities, candidates, intent)
+        plan.candidates = [label for label in FIXED_ORDER if label in {*candidates, *plan.explored}]
+        if plan.candidates:  # with nothing detected, probable or asked for, the image goes through untouched
             self._search(plan, image, classification, intent, prompt)
+        return self._timed(plan, started)
+
+    @staticmethod
+    def _timed(plan: Plan, started: float) -> Plan:
         plan.seconds = time.perf_counter() - started
         return plan
 
@@ -304,7 +331,8 @@ class Planner:
     def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> list[_State]:
         children = []
         for label in self._open(state, plan, classification, intent):
-            for name in self.members_for(label):
+            members = self.members_for(label)
+            for name in members[:1] if label in plan.explored else members:  # a guess gets the cheap member only
                 step = PlanStep(label, name)
                 child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
                 if child is not None:
