@@ -206,7 +206,8 @@ class FaintNoiseClassifier(MeasuringClassifier):
     def classify(self, image: torch.Tensor) -> Classification:
         result = super().classify(image)
         probabilities = result.probabilities | {"noise": result.probabilities["noise"] / 3}
-        return Classification(probabilities, result.severity, result.embedding, backend="measuring")
+        severity = result.severity | {"noise": 60.0}  # σ 60: "heavy", had it been detected
+        return Classification(probabilities, severity, result.embedding, backend="measuring")
 
 
 def _dark_noisy() -> torch.Tensor:
@@ -237,6 +238,31 @@ def test_a_guess_is_tried_with_the_preferred_member_only_and_rolled_back_when_it
     tried = [e.step for e in result.plan.evaluations]
     assert "noise:harmful" in tried and "noise:ffdnet-color" not in tried
     assert [str(s) for s in result.plan.steps] == ["lowlight:gamma"]
+
+
+class PromptRecorder(ArrayMethod):
+    """A denoiser stand-in (3x3 median) that records the prompt of every call."""
+
+    card = Card("recorder", "median filter", fixes={"noise": (0, 75)}, s_per_mp=0.0)
+
+    def __init__(self):
+        self.prompts = []
+
+    def restore_array(self, image, condition):
+        self.prompts.append(condition.prompt)
+        return cv2.medianBlur(image, 3)
+
+
+def test_a_guessed_step_is_told_its_degradation_is_mild_and_a_detected_one_its_estimated_severity():
+    recorder = PromptRecorder()
+    pool = {**_real("gamma"), "recorder": recorder}
+    result = _faint_planner(pool, {"noise": ("recorder",), "lowlight": ("gamma",)}).restore_planned(_dark_noisy())
+    assert result.plan.explored == ["noise"] and recorder.prompts
+    assert set(recorder.prompts) == {"a photo with mild noise"}
+    detected = result.classification  # the same severities, as if detected
+    planner = _faint_planner(pool, {}).planner
+    assert planner.condition(PlanStep("noise", "recorder"), detected, "").prompt == "a photo with heavy noise"
+    assert planner.condition(PlanStep("noise", "recorder"), detected, "", guessed=True).prompt == "a photo with mild noise"
 
 
 @pytest.mark.parametrize("settings,prompt", [({"explore_cost": 1.0}, None), ({}, "keep the grain"), ({}, "brighten only")])

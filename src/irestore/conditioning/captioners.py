@@ -53,23 +53,24 @@ class Caption:
         return {"caption": self.text, "caption_source": self.source, "labels": self.labels}
 
 
-def degradation_phrase(classification: Classification, labels: list[str] | None = None) -> str:
+def degradation_phrase(classification: Classification, labels: list[str] | None = None, mild: bool = False) -> str:
     """'heavy rain streaks and mild noise' for the detected labels (most probable first), or for
-    ``labels`` when given; '' for a clean image."""
+    ``labels`` when given; '' for a clean image. ``mild``: every label worded mild, whatever its
+    estimated severity (for a degradation the classifier did not detect, only found probable)."""
     labels = [d for d in (classification.labels if labels is None else labels) if d != "clean"]
     values = classification.severities
     parts = []
     for label in labels:
         kind, noun = _WORDING[label]
-        parts.append(f"{_ADJECTIVE[PRIMARY[kind].severity(values[label])]} {noun}")
+        parts.append(f"{_ADJECTIVE['light' if mild else PRIMARY[kind].severity(values[label])]} {noun}")
     if not parts:
         return ""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def degradation_caption(classification: Classification, labels: list[str] | None = None) -> str:
+def degradation_caption(classification: Classification, labels: list[str] | None = None, mild: bool = False) -> str:
     """'a photo with heavy rain streaks' (see :func:`degradation_phrase`); 'a clean photo' when none."""
-    phrase = degradation_phrase(classification, labels)
+    phrase = degradation_phrase(classification, labels, mild)
     return f"a photo with {phrase}" if phrase else CLEAN_CAPTION
 
 

@@ -29,7 +29,7 @@ from irestore.plan.search import FIXED_ORDER
 from irestore.restorers import RestorationMethod, create_restorer, method_info
 from irestore.restorers.catalogue import ENSEMBLE
 
-DEFAULT_POOL = ("ffdnet-color", "pnp-deblur", "waifu2x-photo", "derain", "dehaze", "allinone-small", "gamma")
+DEFAULT_POOL = ("ffdnet-color", "pnp-deblur", "waifu2x-photo", "derain", "dehaze", "allinone-small", "lowlight", "gamma")
 GENERATIVE_POOL = ("realesrgan-x4plus",)  # used only when the prompt asks for detail (see plan.intent)
 
 
