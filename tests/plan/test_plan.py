@@ -532,6 +532,27 @@ def test_a_step_that_only_helps_with_the_next_one_is_kept_by_the_look_ahead():
     assert psnr(tensor_to_rgb(result.image), _clean()) > psnr(_dark(), _clean()) + 3
 
 
+class BrightButNoisy(ArrayMethod):
+    """Brightens fully (low light gone) but adds heavy noise: alone it does not help."""
+
+    card = Card("bright-but-noisy", "gamma plus noise", fixes={"lowlight": (0.25, 0.02)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        bright = image ** 0.35
+        return np.clip(bright + np.random.default_rng(0).normal(0, 0.15, image.shape), 0, 1).astype(np.float32)
+
+
+def test_a_tentative_step_that_removes_its_label_does_not_stop_the_label_s_other_members():
+    pool = {"bright-but-noisy": BrightButNoisy(), **_real("gamma")}
+    adaptive = _planner(pool, {"lowlight": ("bright-but-noisy", "gamma")})
+    smooth = cv2.GaussianBlur(_clean(), (0, 0), 2.0)  # no noise the stand-in could see before the step
+    dark = image_to_tensor(smooth * (0.08 / smooth.mean()))  # exposure alone, no sensor noise
+    result = adaptive.restore_planned(dark)
+    outcomes = {e.step: e.outcome for e in result.plan.evaluations}
+    assert outcomes["lowlight:bright-but-noisy"] == "rolled back"  # tentative, then nothing paid for it
+    assert outcomes["lowlight:gamma"] == "kept" and [str(s) for s in result.plan.steps] == ["lowlight:gamma"]
+
+
 def test_a_tentative_step_without_a_follow_up_that_pays_is_rolled_back():
     result = _planner({"revealer": Revealer()}, {"lowlight": ("revealer",)}).restore_planned(image_to_tensor(_dark()))
     assert result.plan.steps == [] and [e.outcome for e in result.plan.evaluations] == ["rolled back"]

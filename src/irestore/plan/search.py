@@ -337,8 +337,9 @@ class Planner:
                 child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
                 if child is not None:
                     children.append(child)
-                    if child.probabilities[label] < self.settings.accept:
+                    if not child.tentative and child.probabilities[label] < self.settings.accept:
                         break  # fixed: the label's other (usually costlier) members need not be tried
+                    # (a tentative step has not helped yet, so the label's other members are still tried)
         return children
 
     def _refine(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> _State:
