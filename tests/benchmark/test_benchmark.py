@@ -463,7 +463,7 @@ def test_the_oracle_plan_bounds_every_plan_and_names_the_best_fixed_order(tmp_pa
     assert {r.status for r in result.rows} == {"ok"}, [r.error for r in result.rows]
     oracle = [r for r in result.rows if r.method == "plan:oracle"]
     for row in oracle:
-        assert len(row.details["orders"]) == 8  # 2 orders x (2 noise members x 2 low-light members)
+        assert len(row.details["orders"]) == 12  # 2 orders x (2 noise members x 3 low-light members)
         others = [r.psnr for r in result.rows if r.key == row.key and r.method != "plan:oracle"]
         assert row.psnr >= max(others) - 1e-6
         assert abs(row.psnr - max(row.details["orders"].values())) < 1e-3
