@@ -258,9 +258,12 @@ class Planner:
         floor = self.settings.explore
         if floor is None or intent.only or not candidates:
             return []
-        return [label for label in FIXED_ORDER
-                if label not in candidates and label not in intent.forbid and probabilities.get(label, 0.0) >= floor
-                and self.members_for(label) and (self.card(self.members_for(label)[0]).s_per_mp or 0.0) <= self.settings.explore_cost]
+        def cheap(label: str) -> bool:
+            members = self.members_for(label)
+            return bool(members) and (self.card(members[0]).s_per_mp or 0.0) <= self.settings.explore_cost
+
+        return [label for label in FIXED_ORDER if label not in candidates and label not in intent.forbid
+                and probabilities.get(label, 0.0) >= floor and cheap(label)]
 
     @torch.inference_mode()
     def plan(self, image: Tensor, classification: Classification, intent: Intent = Intent(),
@@ -273,15 +276,11 @@ class Planner:
             raise ValueError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "fixed":
             plan.steps = self.fixed_steps(candidates)
-            return self._timed(plan, started)
-        plan.explored = self.explorable(classification.probabilities, candidates, intent)
-        plan.candidates = [label for label in FIXED_ORDER if label in {*candidates, *plan.explored}]
-        if plan.candidates:  # with nothing detected, probable or asked for, the image goes through untouched
-            self._search(plan, image, classification, intent, prompt)
-        return self._timed(plan, started)
-
-    @staticmethod
-    def _timed(plan: Plan, started: float) -> Plan:
+        else:
+            plan.explored = self.explorable(classification.probabilities, candidates, intent)
+            plan.candidates = [label for label in FIXED_ORDER if label in {*candidates, *plan.explored}]
+            if plan.candidates:  # with nothing detected, probable or asked for, the image goes through untouched
+                self._search(plan, image, classification, intent, prompt)
         plan.seconds = time.perf_counter() - started
         return plan
 
