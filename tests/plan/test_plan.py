@@ -632,3 +632,98 @@ def test_the_measured_gains_keep_the_shipped_members_single():
     for name in ("ffdnet-color", "waifu2x-photo"):
         card = method_info(name).card
         assert card.ensemble_gain is not None and card.ensemble_gain < PlannerSettings().ensemble_min_gain
+
+
+# --------------------------------------------------------------------------- what a step may take credit for
+
+
+class DarkThroughNoiseClassifier(MeasuringClassifier):
+    """Sees low light only through its sensor noise (as the shipped judge read a denoised dark photo as
+    far less dark): a denoiser alone makes the dark photo look fixed."""
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        result = super().classify(image)
+        probabilities = result.probabilities | {"lowlight": result.probabilities["lowlight"] * result.probabilities["noise"]}
+        probabilities["clean"] = math.prod(1 - probabilities[d] for d in DEGRADATIONS)
+        return Classification(probabilities, result.severity, result.embedding, backend="measuring")
+
+
+def test_a_step_gets_no_credit_for_a_target_it_does_not_fix():
+    """Denoising does not brighten: the dark photo keeps its low-light reading until the brightening
+    member has run, so the plan brightens it."""
+    pool, preferences = _real("ffdnet-color", "gamma"), {"noise": ("ffdnet-color",), "lowlight": ("gamma",)}
+    planner = Planner(DarkThroughNoiseClassifier(), pool, preferences, PlannerSettings(refine=None))
+    image = _dark_noisy()
+    result = AdaptiveRestorer(planner, "auto").restore_planned(image)
+    assert {str(s) for s in result.plan.steps} == {"noise:ffdnet-color", "lowlight:gamma"}
+    assert float(result.image.mean()) > 0.3  # brightened (the dark input's mean is about 0.08)
+    assert result.to_record()["plan_details"]["targets"] == ["noise", "lowlight"]
+    held = planner.hold({"noise": 0.1, "lowlight": 0.1}, {"noise": 0.9, "lowlight": 0.9}, [PlanStep("noise", "ffdnet-color")])
+    assert held == {"noise": 0.1, "lowlight": 0.9}
+    assert planner.hold({"noise": 0.95}, {"noise": 0.9}, []) == {"noise": 0.95}  # a step may add what it does not fix
+
+
+class PaleClassifier(MeasuringClassifier):
+    """Reads haze from brightness alone, with a shallow slope: a pale photo is "hazy" at about 0.6."""
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        result = super().classify(image)
+        probabilities = result.probabilities | {"haze": float(np.clip(2.0 * (float(image.mean()) - 0.35), 0, 1))}
+        probabilities["clean"] = math.prod(1 - probabilities[d] for d in DEGRADATIONS)
+        return Classification(probabilities, result.severity, result.embedding, backend="measuring")
+
+
+class Darken(ArrayMethod):
+    card = Card("darken", "lowers the brightness by 0.045", fixes={"haze": (0.02, 0.2)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        return np.clip(image - 0.045, 0, 1).astype(np.float32)
+
+
+class Repaint(Darken):
+    """The same drop in brightness, and the picture's contrast inverted about its mean: the judge's reading is the same."""
+
+    card = Card("repaint", "darkens and repaints", fixes={"haze": (0.02, 0.2)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        darker = super().restore_array(image, condition)
+        return np.clip(2 * darker.mean() - darker, 0, 1).astype(np.float32)
+
+
+def _pale() -> torch.Tensor:
+    return image_to_tensor(degrade.quantize(0.45 + 0.5 * _clean()))
+
+
+@pytest.mark.parametrize("member,kept", [("darken", True), ("repaint", False)])
+def test_the_more_a_step_changes_the_photo_the_more_it_must_be_seen_to_help(member, kept):
+    planner = Planner(PaleClassifier(), {"darken": Darken(), "repaint": Repaint()}, {"haze": (member,)},
+                      PlannerSettings(refine=None, change_cost=0.5))
+    pale = _pale()
+    classification = planner.classifier.classify(pale)
+    assert classification.labels == ["haze"]
+    plan = planner.plan(pale, classification)
+    [evaluation] = plan.evaluations
+    assert 0.07 < evaluation.gain < 0.11  # the same small gain for both: above the bare margin (0.05)
+    assert (evaluation.change > 0.15) == (member == "repaint")
+    assert (evaluation.outcome == "kept") == kept and (plan.steps == [PlanStep("haze", member)]) == kept
+    from irestore.plan.search import Plan
+
+    forced_plan = Plan("auto", [PlanStep("haze", member)], ["haze"], ["haze"], {}, targets=["haze"])
+    _, run = planner.run(pale, forced_plan, classification)  # the whole-image check follows the same rule
+    assert run[0]["kept"] == kept and (run[0]["change"] > 0.15) == (member == "repaint")
+
+
+def test_a_tentative_step_falls_when_its_follow_up_does_as_well_alone():
+    """Darkening and adding noise, then denoising, beats the dark noisy photo, but denoising alone
+    does at least as well: the harmful step is not kept as the first of a pair."""
+    pool = {"harmful": Harmful(), **_real("ffdnet-color")}
+    planner = Planner(MeasuringClassifier(), pool, {"noise": ("ffdnet-color",), "lowlight": ("harmful",)},
+                      PlannerSettings(refine=None))
+    image = _dark_noisy()
+    plan = planner.plan(image, planner.classifier.classify(image))
+    scores = {(tuple(e.after), e.step): e for e in plan.evaluations}
+    alone, pair = scores[((), "noise:ffdnet-color")], scores[(("lowlight:harmful",), "noise:ffdnet-color")]
+    assert scores[((), "lowlight:harmful")].outcome == "rolled back"  # tentative, then its pair fell
+    assert pair.score_before - pair.score_after > 0.5  # the pair alone would pass
+    assert alone.score_after - pair.score_after < 0.05 and pair.outcome == "rolled back"
+    assert plan.steps == [PlanStep("noise", "ffdnet-color")]
