@@ -727,3 +727,23 @@ def test_a_tentative_step_falls_when_its_follow_up_does_as_well_alone():
     assert pair.score_before - pair.score_after > 0.5  # the pair alone would pass
     assert alone.score_after - pair.score_after < 0.05 and pair.outcome == "rolled back"
     assert plan.steps == [PlanStep("noise", "ffdnet-color")]
+
+
+class DoesNothing(ArrayMethod):
+    card = Card("does-nothing", "returns its input (a member outside its working range)", fixes={"noise": (0, 75)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        return image
+
+
+def test_a_step_that_changes_nothing_is_rolled_back_at_once_not_kept_tentatively():
+    """A no-op cannot open the way for a next step; kept tentatively, it would only let the search try
+    the next step's second member behind it."""
+    pool = {"does-nothing": DoesNothing(), **_real("gamma")}
+    planner = Planner(MeasuringClassifier(), pool, {"noise": ("does-nothing",), "lowlight": ("gamma",)}, PlannerSettings(refine=None))
+    image = _dark_noisy()
+    plan = planner.plan(image, planner.classifier.classify(image))
+    nothing = [e for e in plan.evaluations if e.step == "noise:does-nothing"]
+    assert nothing and all(e.outcome == "rolled back" and e.change == 0.0 for e in nothing)
+    assert all("noise:does-nothing" not in e.after for e in plan.evaluations)
+    assert plan.steps == [PlanStep("lowlight", "gamma")]

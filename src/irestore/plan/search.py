@@ -39,6 +39,7 @@ from irestore.restorers.ensemble import SelfEnsemble
 FIXED_ORDER = UNDO_ORDER  # the order without evaluation: compression, noise, blur, rain, low light, haze, resolution
 
 REFINE = "refine"  # the label of the optional final refinement step
+NO_CHANGE = 1e-4  # RMS change below which a step did nothing: it cannot open the way for a next step either
 MODES = ("auto", "fixed")
 
 
@@ -407,7 +408,7 @@ class Planner:
         if helped or forced:
             record.outcome = "kept" if helped else "forced"
             return _State(steps, views, record.score_after, probabilities, provisional=state.provisional)
-        if self.settings.lookahead and not state.tentative and step.label != REFINE:
+        if self.settings.lookahead and not state.tentative and step.label != REFINE and record.change > NO_CHANGE:
             record.outcome = "tentative"
             return _State(steps, views, record.score_after, probabilities, anchor=state.score, anchor_views=state.views,
                           provisional=state.provisional + (len(state.steps),))
