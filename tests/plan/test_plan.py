@@ -747,3 +747,45 @@ def test_a_step_that_changes_nothing_is_rolled_back_at_once_not_kept_tentatively
     assert nothing and all(e.outcome == "rolled back" and e.change == 0.0 for e in nothing)
     assert all("noise:does-nothing" not in e.after for e in plan.evaluations)
     assert plan.steps == [PlanStep("lowlight", "gamma")]
+
+
+class TagReadingClassifier(MeasuringClassifier):
+    """Reads which stand-in steps have run from tags they leave (+0.1 in the red or the blue channel of
+    a grey image): JPEG is seen until both have run, and haze (at ``haze`` before) goes only with both
+    (with the haze tag alone it reads a hair lower: that sequence ranks first among the tentative ones)."""
+
+    def __init__(self, haze: float):
+        self.haze = haze
+
+    def classify(self, image: torch.Tensor) -> Classification:
+        red, blue = float(image[:, 0].mean()) > 0.55, float(image[:, 2].mean()) > 0.55
+        haze = 0.0 if red and blue else self.haze - 0.04 if blue else self.haze
+        probabilities = dict.fromkeys(LABELS, 0.0) | {"jpeg": 0.1 if red and blue else 0.9, "haze": haze}
+        probabilities["clean"] = math.prod(1 - probabilities[d] for d in DEGRADATIONS)
+        return Classification(probabilities, dict.fromkeys(DEGRADATIONS, 0.0), torch.zeros(1, 8), backend="tags")
+
+
+class Tag(ArrayMethod):
+    def __init__(self, label: str, channel: int):
+        self.card = Card(f"tag-{label}", "leaves a tag", fixes={label: (0, 100)}, s_per_mp=0.0)
+        self.channel = channel
+
+    def restore_array(self, image, condition):
+        out = image.copy()
+        out[..., self.channel] += 0.1
+        return out
+
+
+@pytest.mark.parametrize("haze,explored", [(0.3, True), (0.6, False)])
+def test_a_guessed_step_must_pay_on_its_own_not_by_completing_a_pair(haze, explored):
+    planner = Planner(TagReadingClassifier(haze), {"tag-jpeg": Tag("jpeg", 0), "tag-haze": Tag("haze", 2)},
+                      {"jpeg": ("tag-jpeg",), "haze": ("tag-haze",)}, PlannerSettings(refine=None))
+    grey = torch.full((1, 3, 96, 96), 0.5)
+    plan = planner.plan(grey, planner.classifier.classify(grey))
+    assert (plan.explored == ["haze"]) == explored
+    outcomes = {(tuple(e.after), e.step): e.outcome for e in plan.evaluations}
+    assert outcomes[((), "jpeg:tag-jpeg")] in ("tentative", "rolled back")  # alone it does not help
+    if explored:  # the guess would complete the pair; it may not
+        assert outcomes[(("jpeg:tag-jpeg",), "haze:tag-haze")] == "rolled back" and plan.steps == []
+    else:  # detected haze starts or completes a pair
+        assert {str(s) for s in plan.steps} == {"jpeg:tag-jpeg", "haze:tag-haze"}
