@@ -509,3 +509,20 @@ def test_manifest_ends_a_torn_line_before_appending(tmp_path):
     lines = path.read_text().splitlines()
     assert json.loads(lines[0])["input"] == "a.png" and json.loads(lines[2])["input"] == "c.png"
     assert lines[1] == '{"input": "b.p'
+
+
+def test_an_image_no_step_changed_is_copied_byte_for_byte_not_re_encoded(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    PILImage.fromarray(_photo()).save(src / "photo.jpg", quality=80)
+    PILImage.fromarray(_photo(seed=1)).save(src / "other.png")
+    result = runner.invoke(app, ["restore", str(src), str(out), "--model", "identity", "--prompt", "a photo"])
+    assert result.exit_code == 0, result.output
+    records = {r["relative"]: r for r in _manifest(out)}
+    for name in ("photo.jpg", "other.png"):  # a second JPEG compression would have cost quality for nothing
+        assert (out / name).read_bytes() == (src / name).read_bytes() and records[name]["copied"] is True
+    converted = runner.invoke(app, ["restore", str(src), str(tmp_path / "png"), "--model", "identity", "--format", "png"])
+    assert converted.exit_code == 0, converted.output
+    [record] = [r for r in _manifest(tmp_path / "png") if r["relative"] == "photo.jpg"]
+    assert "copied" not in record and read_image(tmp_path / "png" / "photo.png").format == "PNG"
+    assert np.array_equal(read_image(tmp_path / "png" / "photo.png").rgb, read_image(src / "photo.jpg").rgb)

@@ -33,7 +33,9 @@ from irestore.io import (
     image_to_tensor,
     read_image,
     remove_stale_temps,
+    copy_source,
     tensor_to_rgb,
+    unchanged_source,
     write_image,
 )
 
@@ -382,11 +384,15 @@ def _write_one(job: Job, image, rgb, options: RestoreOptions, record: dict) -> d
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(job.target)  # left by a run that was killed mid-write
-        write_image(job.target, image, rgb, format=options.format, jpeg_quality=options.jpeg_quality)
+        copied = unchanged_source(image, rgb, options.format)  # untouched: the file itself, not a re-encoding
+        if copied:
+            copy_source(job.target, image)
+        else:
+            write_image(job.target, image, rgb, format=options.format, jpeg_quality=options.jpeg_quality)
     except (ImageError, OSError) as error:
         return {**record, "status": "failed", "error": f"cannot write {job.target}: {error}"}
     return {**record, "status": "done", "error": None, "time_write": round(time.perf_counter() - began, 4),
-            **file_stamp(job.target)}
+            **({"copied": True} if copied else {}), **file_stamp(job.target)}
 
 
 def _finish(record: dict, summary: Summary, on_record) -> None:

@@ -53,7 +53,7 @@ from irestore.io.files import (
 from irestore.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, OUTPUT_MAX_PIXELS, Image, ImageError
 from irestore.io.read import pixel_count, read_image, verify_image
 from irestore.io.tensors import image_to_tensor, tensor_to_rgb
-from irestore.io.write import write_image
+from irestore.io.write import copy_source, unchanged_source, write_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -74,5 +74,7 @@ __all__ = [
     "tensor_to_rgb",
     "verify_image",
     "write_image",
+    "copy_source",
+    "unchanged_source",
 ]
 

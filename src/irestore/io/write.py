@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -56,6 +57,24 @@ def write_image(
     data = _encode(path, fmt, planes, image, jpeg_quality)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+    return path
+
+
+def unchanged_source(image: Image, rgb: np.ndarray, format: str | None = None) -> bool:
+    """Whether writing ``rgb`` in ``format`` (default: the source's) would only re-encode ``image``'s
+    own file: the same pixels in the same format. Then the file should be copied instead: a JPEG
+    that no step changed would otherwise lose quality to a second compression."""
+    if image.source is None or not Path(image.source).is_file() or rgb.shape != image.rgb.shape:
+        return False
+    same_format = format is None or _output_format(Path(image.source), format) == image.format
+    return same_format and bool(np.array_equal(rgb, image.rgb))
+
+
+def copy_source(path: str | os.PathLike[str], image: Image) -> Path:
+    """Copy ``image``'s source file to ``path`` byte for byte (metadata and all), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        shutil.copyfile(image.source, tmp)
     return path
 
 
