@@ -751,16 +751,17 @@ def test_a_step_that_changes_nothing_is_rolled_back_at_once_not_kept_tentatively
 
 class TagReadingClassifier(MeasuringClassifier):
     """Reads which stand-in steps have run from tags they leave (+0.1 in the red or the blue channel of
-    a grey image): JPEG is seen until both have run, and haze (at ``haze`` before) goes only with both
-    (with the haze tag alone it reads a hair lower: that sequence ranks first among the tentative ones)."""
+    a grey image): JPEG reads 0.9 until both have run (then ``jpeg_after``), and haze (``haze`` before)
+    goes only with both (with the haze tag alone it reads a hair lower: that sequence ranks first
+    among the tentative ones)."""
 
-    def __init__(self, haze: float):
-        self.haze = haze
+    def __init__(self, haze: float, jpeg_after: float):
+        self.haze, self.jpeg_after = haze, jpeg_after
 
     def classify(self, image: torch.Tensor) -> Classification:
         red, blue = float(image[:, 0].mean()) > 0.55, float(image[:, 2].mean()) > 0.55
         haze = 0.0 if red and blue else self.haze - 0.04 if blue else self.haze
-        probabilities = dict.fromkeys(LABELS, 0.0) | {"jpeg": 0.1 if red and blue else 0.9, "haze": haze}
+        probabilities = dict.fromkeys(LABELS, 0.0) | {"jpeg": self.jpeg_after if red and blue else 0.9, "haze": haze}
         probabilities["clean"] = math.prod(1 - probabilities[d] for d in DEGRADATIONS)
         return Classification(probabilities, dict.fromkeys(DEGRADATIONS, 0.0), torch.zeros(1, 8), backend="tags")
 
@@ -776,16 +777,18 @@ class Tag(ArrayMethod):
         return out
 
 
-@pytest.mark.parametrize("haze,explored", [(0.3, True), (0.6, False)])
-def test_a_guessed_step_must_pay_on_its_own_not_by_completing_a_pair(haze, explored):
-    planner = Planner(TagReadingClassifier(haze), {"tag-jpeg": Tag("jpeg", 0), "tag-haze": Tag("haze", 2)},
+@pytest.mark.parametrize("haze,jpeg_after,explored,kept", [
+    (0.16, 0.96, True, False),  # a guess completing the pair for a small gain (0.10): rolled back
+    (0.16, 0.10, True, True),  # ... for a large one (0.96): kept
+    (0.60, 0.96, False, True),  # detected haze: the same small pair gain suffices
+])
+def test_a_guessed_step_starts_no_pair_and_completes_one_only_with_a_clear_gain(haze, jpeg_after, explored, kept):
+    planner = Planner(TagReadingClassifier(haze, jpeg_after), {"tag-jpeg": Tag("jpeg", 0), "tag-haze": Tag("haze", 2)},
                       {"jpeg": ("tag-jpeg",), "haze": ("tag-haze",)}, PlannerSettings(refine=None))
     grey = torch.full((1, 3, 96, 96), 0.5)
     plan = planner.plan(grey, planner.classifier.classify(grey))
     assert (plan.explored == ["haze"]) == explored
     outcomes = {(tuple(e.after), e.step): e.outcome for e in plan.evaluations}
     assert outcomes[((), "jpeg:tag-jpeg")] in ("tentative", "rolled back")  # alone it does not help
-    if explored:  # the guess would complete the pair; it may not
-        assert outcomes[(("jpeg:tag-jpeg",), "haze:tag-haze")] == "rolled back" and plan.steps == []
-    else:  # detected haze starts or completes a pair
-        assert {str(s) for s in plan.steps} == {"jpeg:tag-jpeg", "haze:tag-haze"}
+    assert ((("haze:tag-haze",), "jpeg:tag-jpeg") in outcomes) == (not explored)  # a guess starts no pair
+    assert {str(s) for s in plan.steps} == ({"jpeg:tag-jpeg", "haze:tag-haze"} if kept else set())

@@ -135,8 +135,10 @@ class PlannerSettings:
     # the classifier, and a step that repaints a photo to remove what the classifier barely saw must
     # show more than a hair of gain (the haze specialist took a pale wood texture, read as haze at
     # 0.84, from 58.8 to 10.6 dB, RMS change 0.28, for a gain of 0.06; real haze gains 0.17-0.42
-    # at RMS changes 0.10-0.23)
-    change_cost: float = 0.3
+    # at RMS changes 0.10-0.23; 0.3 also rolled back the low-light specialist on a dark JPEG, gain
+    # 0.10 at a change of 0.25, that was worth 11.7 dB)
+    change_cost: float = 0.15
+    guess_factor: float = 2.0  # a guessed step that completes a look-ahead pair must gain this many times as much
     refine_margin: float = 0.1  # the same for the final refinement, which must clearly help (it smooths)
     max_steps: int = 4
     candidate_threshold: float | None = None  # None: the classifier's own (per-label, calibrated) thresholds
@@ -405,7 +407,8 @@ class Planner:
         guess = step.label in plan.explored
         helped = record.gain > self.needed(record.change, margin)
         if helped and state.tentative:
-            helped = not guess and not self._alone_is_better(plan, state.steps[:-1], step, record.score_after)
+            helped = (not guess or record.gain > self.settings.guess_factor * self.needed(record.change, margin)) \
+                and not self._alone_is_better(plan, state.steps[:-1], step, record.score_after)
         if helped or forced:
             record.outcome = "kept" if helped else "forced"
             return _State(steps, views, record.score_after, probabilities, provisional=state.provisional)
@@ -420,9 +423,10 @@ class Planner:
         """Whether ``step`` tried straight after ``anchor`` (without the tentative step between) came
         within ``margin`` of the pair: then the pair's gain is the follow-up's, and the tentative step
         only adds its risk (deblurring a dark photo before brightening it: 22.1 -> 11.3 dB).
-        (A guessed step never completes a pair, nor starts one: a guess must pay on its own; JPEG
-        removal, then haze the classifier half-saw in a mountain view's natural distance, took the
-        view from 27.96 to 20.71 dB.)"""
+        (A guessed step never starts a pair, and completes one only with ``guess_factor`` times the
+        gain otherwise needed: JPEG removal, then haze the classifier half-saw in a mountain view's
+        natural distance, gain 0.10, took the view from 27.96 to 20.71 dB; denoising, then rain
+        that showed only once the noise was gone, gain 0.56, was worth 7.8 dB.)"""
         after = [str(s) for s in anchor]
         return any(e.after == after and e.step == str(step) and e.outcome in ("kept", "forced", "tentative", "rolled back")
                    and e.score_after - pair_score <= self.settings.margin for e in plan.evaluations)
