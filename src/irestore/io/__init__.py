@@ -57,14 +57,15 @@ from irestore.io.write import copy_source, unchanged_source, write_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
     "OUTPUT_MAX_PIXELS",
     "REPORT_FILES_DIR",
-    "IMAGE_EXTENSIONS",
     "Image",
     "ImageError",
     "Manifest",
     "atomic_path",
     "atomic_write_text",
+    "copy_source",
     "fsync_dir",
     "image_to_tensor",
     "list_images",
@@ -72,9 +73,8 @@ __all__ = [
     "read_image",
     "remove_stale_temps",
     "tensor_to_rgb",
+    "unchanged_source",
     "verify_image",
     "write_image",
-    "copy_source",
-    "unchanged_source",
 ]
 
