@@ -22,6 +22,7 @@ from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, 
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
 from irestore.plan.pool import DEFAULT_POOL
 from irestore.restorers import ArrayMethod, Card, MethodSkipped, create_restorer, method_info
+from irestore.restorers.base import Condition, RunSettings
 from irestore.restorers.ffdnet import estimate_noise_sigma
 from paths import TEST_DATA
 
@@ -664,11 +665,12 @@ def test_a_step_gets_no_credit_for_a_target_it_does_not_fix():
 
 
 class PaleClassifier(MeasuringClassifier):
-    """Reads haze from brightness alone, with a shallow slope: a pale photo is "hazy" at about 0.6."""
+    """Reads haze from brightness alone, with a shallow slope: a pale photo is "hazy" at about 0.6;
+    it sees nothing else (not even grain)."""
 
     def classify(self, image: torch.Tensor) -> Classification:
         result = super().classify(image)
-        probabilities = result.probabilities | {"haze": float(np.clip(2.0 * (float(image.mean()) - 0.35), 0, 1))}
+        probabilities = dict.fromkeys(result.probabilities, 0.0) | {"haze": float(np.clip(2.0 * (float(image.mean()) - 0.35), 0, 1))}
         probabilities["clean"] = math.prod(1 - probabilities[d] for d in DEGRADATIONS)
         return Classification(probabilities, result.severity, result.embedding, backend="measuring")
 
@@ -690,22 +692,38 @@ class Repaint(Darken):
         return np.clip(2 * darker.mean() - darker, 0, 1).astype(np.float32)
 
 
-def _pale() -> torch.Tensor:
-    return image_to_tensor(degrade.quantize(0.45 + 0.5 * _clean()))
+class DarkenAndDegrain(Darken):
+    """The same drop in brightness, and the grain smoothed away (as a denoiser does): a large change
+    pixel by pixel, a small one to the picture."""
+
+    card = Card("darken-degrain", "darkens and smooths", fixes={"haze": (0.02, 0.2)}, s_per_mp=0.0)
+
+    def restore_array(self, image, condition):
+        return cv2.GaussianBlur(super().restore_array(image, condition), (7, 7), 2.0)
 
 
-@pytest.mark.parametrize("member,kept", [("darken", True), ("repaint", False)])
-def test_the_more_a_step_changes_the_photo_the_more_it_must_be_seen_to_help(member, kept):
-    planner = Planner(PaleClassifier(), {"darken": Darken(), "repaint": Repaint()}, {"haze": (member,)},
-                      PlannerSettings(refine=None, change_cost=0.5))
-    pale = _pale()
+def _pale(grain: float = 0.0) -> torch.Tensor:
+    grainy = 0.45 + 0.5 * _clean() + np.random.default_rng(3).normal(0, grain, _clean().shape)
+    return image_to_tensor(degrade.quantize(np.clip(grainy, 0, 1).astype(np.float32)))
+
+
+@pytest.mark.parametrize("member,grain,kept", [("darken", 0.0, True), ("repaint", 0.0, False), ("darken-degrain", 0.12, True)])
+def test_the_more_a_step_changes_the_photo_the_more_it_must_be_seen_to_help(member, grain, kept):
+    """The change is measured on the picture (block means), not pixel by pixel: removing grain is
+    not repainting."""
+    pool = {"darken": Darken(), "repaint": Repaint(), "darken-degrain": DarkenAndDegrain()}
+    planner = Planner(PaleClassifier(), pool, {"haze": (member,)}, PlannerSettings(refine=None, change_cost=0.5))
+    pale = _pale(grain)
     classification = planner.classifier.classify(pale)
     assert classification.labels == ["haze"]
     plan = planner.plan(pale, classification)
     [evaluation] = plan.evaluations
-    assert 0.07 < evaluation.gain < 0.11  # the same small gain for both: above the bare margin (0.05)
+    assert 0.07 < evaluation.gain < 0.11  # the same small gain for all: above the bare margin (0.05)
     assert (evaluation.change > 0.15) == (member == "repaint")
     assert (evaluation.outcome == "kept") == kept and (plan.steps == [PlanStep("haze", member)]) == kept
+    if member == "darken-degrain":  # pixel by pixel it changed more than the gain could pay for at this cost
+        out = pool[member].restore(pale, Condition(("haze",), {}, ""), RunSettings(tile=None))
+        assert 0.05 + 0.5 * float((out - pale).pow(2).mean().sqrt()) > evaluation.gain
     from irestore.plan.search import Plan
 
     forced_plan = Plan("auto", [PlanStep("haze", member)], ["haze"], ["haze"], {}, targets=["haze"])
