@@ -6,6 +6,7 @@ members are the real registered methods plus deliberately harmful stand-ins. One
 shipped classifier and pool on a held-out photo.
 """
 
+import collections
 import math
 
 import cv2
@@ -20,6 +21,7 @@ from irestore.io import image_to_tensor, read_image, tensor_to_rgb
 from irestore.labels import LABELS
 from irestore.plan import AdaptiveRestorer, Planner, PlannerSettings, PlanStep, explicit_plan, parse_intent
 from irestore.plan.adaptive import USER_PROMPT_SOURCES
+from irestore.plan.intent import Intent
 from irestore.plan.pool import DEFAULT_POOL
 from irestore.restorers import ArrayMethod, Card, MethodSkipped, create_restorer, method_info
 from irestore.restorers.base import Condition, RunSettings
@@ -810,3 +812,52 @@ def test_a_guessed_step_starts_no_pair_and_completes_one_only_with_a_clear_gain(
     assert outcomes[((), "jpeg:tag-jpeg")] in ("tentative", "rolled back")  # alone it does not help
     assert ((("haze:tag-haze",), "jpeg:tag-jpeg") in outcomes) == (not explored)  # a guess starts no pair
     assert {str(s) for s in plan.steps} == ({"jpeg:tag-jpeg", "haze:tag-haze"} if kept else set())
+
+
+class SlowAndUseless(ArrayMethod):
+    """A costly member (by its card) that changes nothing the judge can see."""
+
+    card = Card("slow", "a costly stand-in that never helps", fixes={"motion_blur": (3.0, 45.0)}, s_per_mp=80.0)
+
+    def restore_array(self, image, condition):
+        return np.clip(image * 0.98, 0, 1).astype(np.float32)
+
+
+class SlowDenoiser(ArrayMethod):
+    """The real FFDNet under a costly card."""
+
+    card = Card("slow-ffdnet", "FFDNet, priced as a costly member", fixes={"noise": (0, 75)}, s_per_mp=80.0)
+
+    def __init__(self):
+        self.inner = create_restorer("ffdnet-color")
+
+    def restore_array(self, image, condition):
+        return tensor_to_rgb(self.inner.restore(image_to_tensor(image), condition, RunSettings(tile=None)))
+
+
+@pytest.mark.parametrize("retry_cost", [60.0, None])
+def test_a_costly_member_is_tried_once_per_depth(retry_cost):
+    """On a dark noisy photo asked to be deblurred too, the costly deblurrer is tried on the best
+    state of each depth only (without the limit, on every state of the beam)."""
+    pool = {"slow": SlowAndUseless(), **_real("ffdnet-color", "gamma")}
+    preferences = {"noise": ("ffdnet-color",), "lowlight": ("gamma",), "motion_blur": ("slow",)}
+    planner = Planner(MeasuringClassifier(), pool, preferences, PlannerSettings(refine=None, retry_cost=retry_cost))
+    image = _dark_noisy()
+    plan = planner.plan(image, planner.classifier.classify(image), Intent(add=frozenset({"motion_blur"})))
+    depths = [len(e.after) for e in plan.evaluations if e.step == "motion_blur:slow"]
+    beams = collections.Counter(len(e.after) for e in plan.evaluations if e.step == "noise:ffdnet-color" or e.step == "lowlight:gamma")
+    assert depths and beams[1] > 1  # two states at depth 1 could take it
+    if retry_cost is None:
+        assert max(collections.Counter(depths).values()) > 1
+    else:
+        assert sorted(depths) == sorted(set(depths)) == list(range(len(set(depths))))
+    assert {str(s) for s in plan.steps} == {"noise:ffdnet-color", "lowlight:gamma"}
+
+
+def test_a_costly_member_that_helps_is_still_chosen():
+    pool = {"slow-ffdnet": SlowDenoiser(), **_real("gamma")}
+    planner = Planner(MeasuringClassifier(), pool, {"noise": ("slow-ffdnet",), "lowlight": ("gamma",)}, PlannerSettings(refine=None))
+    image = _dark_noisy()
+    plan = planner.plan(image, planner.classifier.classify(image))
+    assert {str(s) for s in plan.steps} == {"noise:slow-ffdnet", "lowlight:gamma"}
+    assert collections.Counter(len(e.after) for e in plan.evaluations if e.step == "noise:slow-ffdnet").most_common(1)[0][1] == 1

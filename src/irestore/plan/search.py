@@ -153,6 +153,11 @@ class PlannerSettings:
     # barely saw (None: never explore)
     explore: float | None = 0.15
     explore_cost: float = 10.0
+    # a member costing more than this (card s/MP) is tried at most once per label and search depth,
+    # on the best state that can take it: the blind deblurrer (80 s/MP, about 10 s per proxy) was
+    # tried 6 times on a dark noisy photo, for a false defocus reading, and took 62 s of a 1 MP plan
+    # whose restore took 18 s (None: no limit)
+    retry_cost: float | None = 60.0
     refine: str | None = None  # final refinement member to try, e.g. "allinone-small" (None: never)
     # the whole-image run uses a member's 8-fold self-ensemble when its card's measured gain reaches
     # this many dB and the 7 extra runs are estimated (card s/MP) to cost at most ensemble_budget_s
@@ -322,7 +327,8 @@ class Planner:
         plan.score_before = root.score
         best, beam = root, [root]
         for _ in range(self.settings.max_steps):
-            children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt)]
+            once: set[PlanStep] = set()  # the costly steps tried at this depth (see PlannerSettings.retry_cost)
+            children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt, once)]
             if not children:
                 break
             children.sort(key=self._cost)
@@ -358,19 +364,30 @@ class Planner:
                 plan.candidates.append(label)
         return [label for label in FIXED_ORDER if label in {*plan.candidates, *seen} - self.covered(state.steps)]
 
-    def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> list[_State]:
+    def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str,
+                once: set[PlanStep]) -> list[_State]:
+        """The children of ``state`` (the beam is expanded best state first); ``once`` holds the costly
+        steps already tried at this depth, which are not tried again on the states after the first."""
         children = []
         for label in self._open(state, plan, classification, intent):
             members = self.members_for(label)
             for name in members[:1] if label in plan.explored else members:  # a guess gets the cheap member only
                 step = PlanStep(label, name)
+                if step in once and label not in intent.force:
+                    continue
                 child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
+                if self._costly(name) and not plan.evaluations[-1].outcome.startswith("skipped"):
+                    once.add(step)
                 if child is not None:
                     children.append(child)
                     if not child.tentative and child.probabilities[label] < self.settings.accept:
                         break  # fixed: the label's other (usually costlier) members need not be tried
                     # (a tentative step has not helped yet, so the label's other members are still tried)
         return children
+
+    def _costly(self, name: str) -> bool:
+        limit, cost = self.settings.retry_cost, self.card(name).s_per_mp
+        return limit is not None and cost is not None and cost > limit
 
     def _refine(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str) -> _State:
         name = self.settings.refine
