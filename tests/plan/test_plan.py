@@ -661,7 +661,8 @@ def test_a_step_gets_no_credit_for_a_target_it_does_not_fix():
     assert {str(s) for s in result.plan.steps} == {"noise:ffdnet-color", "lowlight:gamma"}
     assert float(result.image.mean()) > 0.3  # brightened (the dark input's mean is about 0.08)
     assert result.to_record()["plan_details"]["targets"] == ["noise", "lowlight"]
-    held = planner.hold({"noise": 0.1, "lowlight": 0.1}, {"noise": 0.9, "lowlight": 0.9}, [PlanStep("noise", "ffdnet-color")])
+    fixed = planner.fixes(PlanStep("noise", "ffdnet-color"), [image], [image])
+    held = planner.hold({"noise": 0.1, "lowlight": 0.1}, {"noise": 0.9, "lowlight": 0.9}, fixed)
     assert held == {"noise": 0.1, "lowlight": 0.9}
     assert planner.hold({"noise": 0.95}, {"noise": 0.9}, []) == {"noise": 0.95}  # a step may add what it does not fix
 
@@ -861,3 +862,23 @@ def test_a_costly_member_that_helps_is_still_chosen():
     plan = planner.plan(image, planner.classifier.classify(image))
     assert {str(s) for s in plan.steps} == {"noise:slow-ffdnet", "lowlight:gamma"}
     assert collections.Counter(len(e.after) for e in plan.evaluations if e.step == "noise:slow-ffdnet").most_common(1)[0][1] == 1
+
+
+class QuietDenoiser(SlowDenoiser):
+    """FFDNet under a generalist's card that claims low light too (as the diffusion restorer's does)."""
+
+    card = Card("quiet", "denoises, and claims to brighten", fixes={"noise": (0, 75), "lowlight": (0.25, 0.02)}, s_per_mp=1.0)
+
+
+def test_a_step_fixes_low_light_only_when_it_brightens():
+    """The judge reads low light through noise: the generalist's denoising would pass for
+    brightening, and the dark photo would stay dark; it gets credit for the noise only."""
+    pool = {"quiet": QuietDenoiser(), **_real("gamma")}
+    planner = Planner(DarkThroughNoiseClassifier(), pool, {"noise": ("quiet",), "lowlight": ("quiet", "gamma")},
+                      PlannerSettings(refine=None))
+    image = _dark_noisy()
+    result = AdaptiveRestorer(planner, "auto").restore_planned(image)
+    assert "lowlight:gamma" in {str(s) for s in result.plan.steps}
+    assert float(result.image.mean()) > 0.3  # brightened (the dark input's mean is about 0.08)
+    assert planner.fixes(PlanStep("lowlight", "quiet"), [image], [image]) == {"noise"}
+    assert planner.fixes(PlanStep("lowlight", "quiet"), [image], [image + 0.1]) == {"noise", "lowlight"}

@@ -175,6 +175,7 @@ class _State:
     anchor: float | None = None  # a tentative state: the score its next step must beat (its parent's)
     anchor_views: list[Tensor] | None = None  # ... and its parent's views, which that step's change is measured from
     provisional: tuple[int, ...] = ()  # indices of steps kept only because the step after them paid off
+    released: frozenset[str] = frozenset()  # the labels its steps fixed (Planner.fixes): no longer held at their floors
 
     @property
     def tentative(self) -> bool:
@@ -240,14 +241,26 @@ class Planner:
                 means[d] += probabilities[d] / len(views)
         return _remaining(means), means
 
-    def hold(self, probabilities: dict[str, float], floors: dict[str, float], steps) -> dict[str, float]:
+    def hold(self, probabilities: dict[str, float], floors: dict[str, float], released: Iterable[str]) -> dict[str, float]:
         """``probabilities`` with each target label (``floors``: its probability before any step) kept at
-        least at its floor until a step that fixes it has run. A step removes only what it is built
-        to remove, whatever the judge reads: denoising a dark photo took its low-light probability
-        from 0.98 to 0.17 and kept the brightening step from being tried, and dehazing a dark photo
-        read as less dark. A step may still add any degradation, and pays for it."""
-        fixed = {s.label for s in steps} | {label for s in steps for label in self.card(s.method).fixes}
-        return {d: max(p, floors[d]) if d in floors and d not in fixed else p for d, p in probabilities.items()}
+        least at its floor until a step that fixes it has run (``released``: the labels such steps
+        fixed, :meth:`fixes`). A step removes only what it is built to remove, whatever the judge
+        reads: denoising a dark photo took its low-light probability from 0.98 to 0.17 and kept the
+        brightening step from being tried, and dehazing a dark photo read as less dark. A step may
+        still add any degradation, and pays for it."""
+        released = set(released)
+        return {d: max(p, floors[d]) if d in floors and d not in released else p for d, p in probabilities.items()}
+
+    def fixes(self, step: PlanStep, before: list[Tensor], after: list[Tensor]) -> frozenset[str]:
+        """The labels ``step`` fixed going from the views ``before`` to ``after``: its own and its card's,
+        less those it can be seen not to have done. Low light is fixed only by a step that brightens
+        (:data:`BRIGHTER`): the judge reads low light mostly through sensor noise, and took a dark
+        1 MP photo that the diffusion restorer had only denoised (mean level 0.138 -> 0.142) for
+        fixed, where the low-light specialist brightens it to 0.58."""
+        labels = {step.label, *self.card(step.method).fixes}
+        if "lowlight" in labels and not _brightened(before, after):
+            labels.discard("lowlight")
+        return frozenset(labels)
 
     def needed(self, change: float, margin: float | None = None) -> float:
         """The least gain a step that changed the image by ``change`` (RMS) must show to count as a help."""
@@ -413,9 +426,10 @@ class Planner:
             record.outcome = f"failed: {type(error).__name__}: {error}"
             return None
         steps = state.steps + (step,)
+        released = state.released | self.fixes(step, state.views, views)
         _, probabilities = self.assess(views)
         if plan.proxy is not None:
-            probabilities = self.hold(probabilities, plan.proxy.floors, steps)
+            probabilities = self.hold(probabilities, plan.proxy.floors, released)
         record.score_after = _remaining(probabilities, plan.targets)
         record.seconds = time.perf_counter() - began
         before = state.views
@@ -434,11 +448,11 @@ class Planner:
                 and not self._alone_is_better(plan, state.steps[:-1], step, record.score_after)
         if helped or forced:
             record.outcome = "kept" if helped else "forced"
-            return _State(steps, views, record.score_after, probabilities, provisional=state.provisional)
+            return _State(steps, views, record.score_after, probabilities, provisional=state.provisional, released=released)
         if self.settings.lookahead and not state.tentative and step.label != REFINE and not guess and record.change > NO_CHANGE:
             record.outcome = "tentative"
             return _State(steps, views, record.score_after, probabilities, anchor=state.score, anchor_views=state.views,
-                          provisional=state.provisional + (len(state.steps),))
+                          provisional=state.provisional + (len(state.steps),), released=released)
         record.outcome = "rolled back"
         return None
 
@@ -494,7 +508,7 @@ class Planner:
         current = anchor_image = image
         anchor = _remaining(classification.probabilities, plan.targets) if verify and plan.steps else None
         floors = {d: classification.probabilities[d] for d in plan.targets if d in classification.probabilities}
-        done, pending, kept = [], [], []
+        done, pending, kept = [], [], []  # kept: (step, the labels it fixed)
         for i, step in enumerate(plan.steps):
             provisional = anchor is not None and i in plan.provisional and i + 1 < len(plan.steps)
             attempts = [step] if anchor is None or provisional else [step, *(PlanStep(step.label, m) for m in self.alternatives(plan, step))]
@@ -515,19 +529,21 @@ class Planner:
                 if anchor is None:
                     current = out
                     break
-                after = _remaining(self.hold(self._judge(out).probabilities, floors, [*kept, attempt]), plan.targets)
+                fixed = self.fixes(attempt, [current], [out])
+                released = {label for _, labels in kept for label in labels} | fixed
+                after = _remaining(self.hold(self._judge(out).probabilities, floors, released), plan.targets)
                 change = _change([anchor_image], [out])
                 entry |= {"score_before": round(anchor, 4), "score_after": round(after, 4), "change": round(change, 4)}
                 if anchor - after > self.needed(change) or attempt.label in forced:
                     current = anchor_image = out
                     anchor, pending = after, []
-                    kept.append(attempt)
+                    kept.append((attempt, fixed))
                     break
                 if provisional:
                     entry["provisional"] = True
                     pending.append(entry)
                     current = out
-                    kept.append(attempt)
+                    kept.append((attempt, fixed))
                     break
                 entry["kept"] = False
                 for earlier in pending:  # the pair did not help: the provisional step goes too
@@ -563,6 +579,12 @@ class Planner:
 
 
 CHANGE_POOL = 8  # the change cost is measured on 8x8 block means of the views
+BRIGHTER = 0.02  # least rise of the mean level (0-1) for a step to count as fixing low light
+
+
+def _brightened(before: list[Tensor], after: list[Tensor]) -> bool:
+    """Whether the views' mean level rose by at least :data:`BRIGHTER`."""
+    return float(sum(a.mean() for a in after)) / len(after) - float(sum(b.mean() for b in before)) / len(before) >= BRIGHTER
 
 
 def _change(before: list[Tensor], after: list[Tensor]) -> float:
