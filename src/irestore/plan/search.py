@@ -335,8 +335,7 @@ class Planner:
 
     def _search(self, plan: Plan, image: Tensor, classification: Classification, intent: Intent, prompt: str) -> None:
         views = proxy_views(image, self.settings.proxy)
-        _, means = self.assess(views)
-        root = _State((), views, _remaining(means, plan.targets), means)
+        root = _State((), views, *self.assess(views))
         plan.proxy = _Proxy(image, view_scales(image, views), {d: root.probabilities[d] for d in plan.targets})
         plan.score_before = root.score
         best, beam = root, [root]
@@ -430,7 +429,7 @@ class Planner:
         _, probabilities = self.assess(views)
         if plan.proxy is not None:
             probabilities = self.hold(probabilities, plan.proxy.floors, released)
-        record.score_after = _remaining(probabilities, plan.targets)
+        record.score_after = _remaining(probabilities)
         record.seconds = time.perf_counter() - began
         before = state.views
         if state.tentative:  # the pair must beat the state before the tentative step
@@ -506,7 +505,7 @@ class Planner:
         tried in its place. A provisional step (one the search kept only for the step after it) is
         judged together with that next step, and rolled back with it when the pair does not help."""
         current = anchor_image = image
-        anchor = _remaining(classification.probabilities, plan.targets) if verify and plan.steps else None
+        anchor = _remaining(classification.probabilities) if verify and plan.steps else None
         floors = {d: classification.probabilities[d] for d in plan.targets if d in classification.probabilities}
         done, pending, kept = [], [], []  # kept: (step, the labels it fixed)
         for i, step in enumerate(plan.steps):
@@ -531,7 +530,7 @@ class Planner:
                     break
                 fixed = self.fixes(attempt, [current], [out])
                 released = {label for _, labels in kept for label in labels} | fixed
-                after = _remaining(self.hold(self._judge(out).probabilities, floors, released), plan.targets)
+                after = _remaining(self.hold(self._judge(out).probabilities, floors, released))
                 change = _change([anchor_image], [out])
                 entry |= {"score_before": round(anchor, 4), "score_after": round(after, 4), "change": round(change, 4)}
                 if anchor - after > self.needed(change) or attempt.label in forced:
@@ -602,23 +601,9 @@ def _block_means(view: Tensor) -> Tensor:
     return torch.nn.functional.avg_pool2d(view.float(), size, ceil_mode=True)
 
 
-# a label the plan does not target counts in the remaining degradation only above this reading,
-# rescaled so that a certain one still counts 1 (noise that brightening brings up is a new
-# degradation): on clean held-out photos the judge's readings stay under it for most labels (90th
-# percentile 0.01-0.24; rain 0.64), and FFDNet's denoising of a hazy, noisy photo took the noise
-# reading from 1.00 to 0.26 but "revealed" 0.23 motion blur, 0.23 defocus and 0.20 low resolution,
-# so the judge preferred the diffusion restorer, which left the noise at 0.88 (15.6 dB)
-UNTARGETED_TOLERANCE = 0.25
-
-
-def _remaining(probabilities: dict[str, float], targets: Iterable[str] | None = None) -> float:
-    """The remaining degradation of one classification: its degradation probabilities summed; with
-    ``targets`` (the plan's), the other labels count only above :data:`UNTARGETED_TOLERANCE`."""
-    if targets is None:
-        return float(sum(probabilities[d] for d in DEGRADATIONS))
-    targets, tolerance = set(targets), UNTARGETED_TOLERANCE
-    return float(sum(probabilities[d] if d in targets else max(0.0, probabilities[d] - tolerance) / (1 - tolerance)
-                     for d in DEGRADATIONS))
+def _remaining(probabilities: dict[str, float]) -> float:
+    """The remaining degradation of one classification: its degradation probabilities summed."""
+    return float(sum(probabilities[d] for d in DEGRADATIONS))
 
 
 def step_texts(spec: str) -> list[str]:
