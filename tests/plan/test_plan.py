@@ -882,3 +882,25 @@ def test_a_step_fixes_low_light_only_when_it_brightens():
     assert float(result.image.mean()) > 0.3  # brightened (the dark input's mean is about 0.08)
     assert planner.fixes(PlanStep("lowlight", "quiet"), [image], [image]) == {"noise"}
     assert planner.fixes(PlanStep("lowlight", "quiet"), [image], [image + 0.1]) == {"noise", "lowlight"}
+
+
+class SlowAndDarkening(SlowAndUseless):
+    """A costly member that darkens a bright photo: every try makes the views worse."""
+
+    card = Card("slow-darkening", "a costly stand-in that makes things worse", fixes={"motion_blur": (3.0, 45.0)}, s_per_mp=80.0)
+
+    def restore_array(self, image, condition):
+        return (image * 0.3).astype(np.float32)
+
+
+@pytest.mark.parametrize("retry_cost", [60.0, None])
+def test_a_costly_member_that_made_things_worse_twice_is_not_tried_again(retry_cost):
+    pool = {"slow-darkening": SlowAndDarkening(), **_real("ffdnet-color", "gamma")}
+    preferences = {"noise": ("ffdnet-color",), "lowlight": ("gamma",), "motion_blur": ("slow-darkening",)}
+    planner = Planner(MeasuringClassifier(), pool, preferences, PlannerSettings(refine=None, retry_cost=retry_cost))
+    image = image_to_tensor(degrade.noise(_clean(), np.random.default_rng(1), sigma=15).image)
+    plan = planner.plan(image, planner.classifier.classify(image), Intent(add=frozenset({"motion_blur", "lowlight"})))
+    tries = [len(e.after) for e in plan.evaluations if e.step == "motion_blur:slow-darkening" and
+             e.score_after > e.score_before + 0.5]  # each try made the views clearly worse
+    assert tries == ([0, 1] if retry_cost is not None else [0, 1, 1, 2])
+    assert plan.spec() == "noise:ffdnet-color"

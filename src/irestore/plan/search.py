@@ -154,9 +154,10 @@ class PlannerSettings:
     explore: float | None = 0.15
     explore_cost: float = 10.0
     # a member costing more than this (card s/MP) is tried at most once per label and search depth,
-    # on the best state that can take it: the blind deblurrer (80 s/MP, about 10 s per proxy) was
+    # on the best state that can take it, and no more in the plan once two tries in a row made the
+    # views worse (by more than the margin): the blind deblurrer (80 s/MP, about 10 s per proxy) was
     # tried 6 times on a dark noisy photo, for a false defocus reading, and took 62 s of a 1 MP plan
-    # whose restore took 18 s (None: no limit)
+    # whose restore took 18 s; on the benchmark suites no such third try was ever kept (None: no limit)
     retry_cost: float | None = 60.0
     refine: str | None = None  # final refinement member to try, e.g. "allinone-small" (None: never)
     # the whole-image run uses a member's 8-fold self-ensemble when its card's measured gain reaches
@@ -339,9 +340,10 @@ class Planner:
         plan.proxy = _Proxy(image, view_scales(image, views), {d: root.probabilities[d] for d in plan.targets})
         plan.score_before = root.score
         best, beam = root, [root]
+        worse: dict[PlanStep, int] = {}  # costly steps: how many tries in a row made the views worse
         for _ in range(self.settings.max_steps):
-            once: set[PlanStep] = set()  # the costly steps tried at this depth (see PlannerSettings.retry_cost)
-            children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt, once)]
+            once = {step for step, count in worse.items() if count >= 2}  # not tried at this depth (retry_cost)
+            children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt, once, worse)]
             if not children:
                 break
             children.sort(key=self._cost)
@@ -378,9 +380,10 @@ class Planner:
         return [label for label in FIXED_ORDER if label in {*plan.candidates, *seen} - self.covered(state.steps)]
 
     def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str,
-                once: set[PlanStep]) -> list[_State]:
+                once: set[PlanStep], worse: dict[PlanStep, int]) -> list[_State]:
         """The children of ``state`` (the beam is expanded best state first); ``once`` holds the costly
-        steps already tried at this depth, which are not tried again on the states after the first."""
+        steps not to try here (already tried at this depth, or retired), ``worse`` counts each costly
+        step's tries in a row that made the views worse."""
         children = []
         for label in self._open(state, plan, classification, intent):
             members = self.members_for(label)
@@ -389,8 +392,11 @@ class Planner:
                 if step in once and label not in intent.force:
                     continue
                 child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
-                if self._costly(name) and not plan.evaluations[-1].outcome.startswith("skipped"):
+                record = plan.evaluations[-1]
+                if self._costly(name) and not record.outcome.startswith("skipped"):
                     once.add(step)
+                    worsened = record.score_after > record.score_before + self.settings.margin
+                    worse[step] = worse.get(step, 0) + 1 if worsened else 0
                 if child is not None:
                     children.append(child)
                     if not child.tentative and child.probabilities[label] < self.settings.accept:
