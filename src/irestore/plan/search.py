@@ -342,7 +342,7 @@ class Planner:
         best, beam = root, [root]
         worse: dict[PlanStep, int] = {}  # costly steps: how many tries in a row made the views worse
         for _ in range(self.settings.max_steps):
-            once = {step for step, count in worse.items() if count >= 2}  # not tried at this depth (retry_cost)
+            once: set[PlanStep] = set()  # the costly steps tried at this depth (see PlannerSettings.retry_cost)
             children = [child for state in beam for child in self._expand(state, plan, classification, intent, prompt, once, worse)]
             if not children:
                 break
@@ -381,15 +381,15 @@ class Planner:
 
     def _expand(self, state: _State, plan: Plan, classification: Classification, intent: Intent, prompt: str,
                 once: set[PlanStep], worse: dict[PlanStep, int]) -> list[_State]:
-        """The children of ``state`` (the beam is expanded best state first); ``once`` holds the costly
-        steps not to try here (already tried at this depth, or retired), ``worse`` counts each costly
-        step's tries in a row that made the views worse."""
+        """The children of ``state`` (the beam is expanded best state first). A costly step is not tried
+        here when it is in ``once`` (tried at this depth already) or ``worse`` says its last two tries
+        made the views worse."""
         children = []
         for label in self._open(state, plan, classification, intent):
             members = self.members_for(label)
             for name in members[:1] if label in plan.explored else members:  # a guess gets the cheap member only
                 step = PlanStep(label, name)
-                if step in once and label not in intent.force:
+                if (step in once or worse.get(step, 0) >= 2) and label not in intent.force:
                     continue
                 child = self._try(state, step, plan, classification, prompt, forced=label in intent.force)
                 record = plan.evaluations[-1]
@@ -513,7 +513,7 @@ class Planner:
         current = anchor_image = image
         anchor = _remaining(classification.probabilities) if verify and plan.steps else None
         floors = {d: classification.probabilities[d] for d in plan.targets if d in classification.probabilities}
-        done, pending, kept = [], [], []  # kept: (step, the labels it fixed)
+        done, pending, kept = [], [], []  # kept: the labels each kept step fixed
         for i, step in enumerate(plan.steps):
             provisional = anchor is not None and i in plan.provisional and i + 1 < len(plan.steps)
             attempts = [step] if anchor is None or provisional else [step, *(PlanStep(step.label, m) for m in self.alternatives(plan, step))]
@@ -535,20 +535,20 @@ class Planner:
                     current = out
                     break
                 fixed = self.fixes(attempt, [current], [out])
-                released = {label for _, labels in kept for label in labels} | fixed
+                released = fixed.union(*kept)
                 after = _remaining(self.hold(self._judge(out).probabilities, floors, released))
                 change = _change([anchor_image], [out])
                 entry |= {"score_before": round(anchor, 4), "score_after": round(after, 4), "change": round(change, 4)}
                 if anchor - after > self.needed(change) or attempt.label in forced:
                     current = anchor_image = out
                     anchor, pending = after, []
-                    kept.append((attempt, fixed))
+                    kept.append(fixed)
                     break
                 if provisional:
                     entry["provisional"] = True
                     pending.append(entry)
                     current = out
-                    kept.append((attempt, fixed))
+                    kept.append(fixed)
                     break
                 entry["kept"] = False
                 for earlier in pending:  # the pair did not help: the provisional step goes too
